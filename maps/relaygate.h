@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * relaygate map ABI: the one header shared by the BPF program (bpf/) and
+ * userspace (user/). Types only: keys, values, enums, map and pin names.
+ *
+ * Every map is pinned under the pin directory (default /sys/fs/bpf/relaygate)
+ * by its own name, so `bpftool map dump pinned /sys/fs/bpf/relaygate/rg_grants`
+ * prints typed fields. Names are <= 15 characters so bpftool shows them whole.
+ *
+ * Conventions
+ *  - Addresses are struct rg_addr: family RG_AF_INET (4) or RG_AF_INET6 (6),
+ *    address bytes in network order; an IPv4 address uses addr[0..3] and
+ *    leaves addr[4..15] zero. IPv4-mapped IPv6 (::ffff:a.b.c.d) is always
+ *    stored as the IPv4 address.
+ *  - Grant and deny keys are the source masked to the configured prefix
+ *    (rg_config.v4_prefix / v6_prefix), host bits zero.
+ *  - Times are CLOCK_BOOTTIME nanoseconds (bpf_ktime_get_boot_ns()).
+ *  - Ports are host byte order.
+ *
+ * Bump RG_ABI_VERSION whenever a key or value layout changes: the CLI then
+ * refuses to reuse old pins and says how to replace them.
+ */
+#ifndef RELAYGATE_MAPS_H
+#define RELAYGATE_MAPS_H
+
+#include <linux/types.h>
+
+#define RG_ABI_VERSION 1
+
+/* Map names (= pin names under the pin directory). */
+#define RG_MAP_CONFIG  "rg_config"  /* ARRAY[1] of struct rg_config */
+#define RG_MAP_PORTS   "rg_ports"   /* ARRAY[65536] of __u32: 1 = protected */
+#define RG_MAP_TIFACE  "rg_tiface"  /* HASH ifindex -> __u32 (1) */
+#define RG_MAP_TRUST4  "rg_trust4"  /* LPM_TRIE struct rg_lpm4 -> __u32 (1) */
+#define RG_MAP_TRUST6  "rg_trust6"  /* LPM_TRIE struct rg_lpm6 -> __u32 (1) */
+#define RG_MAP_GRANTS  "rg_grants"  /* LRU_HASH struct rg_addr -> struct rg_grant */
+#define RG_MAP_DENY    "rg_deny"    /* LRU_HASH struct rg_addr -> struct rg_deny */
+#define RG_MAP_FLOWS   "rg_flows"   /* LRU_HASH struct rg_flow_key -> struct rg_flow */
+#define RG_MAP_STATS   "rg_stats"   /* PERCPU_ARRAY[RG_STAT_MAX] of struct rg_counter */
+#define RG_MAP_EVENTS  "rg_events"  /* RINGBUF of struct rg_drop_event */
+#define RG_MAP_EVRATE  "rg_evrate"  /* LRU_HASH struct rg_addr -> __u64 last event ns */
+#define RG_MAP_EVBUCKET "rg_evbucket" /* PERCPU_ARRAY[1] of struct rg_evbucket */
+
+/* Program names (as bpftool shows them: <= 15 characters). */
+#define RG_PROG_XDP "rg_xdp"
+#define RG_PROG_TC  "rg_tc"
+
+/* Default pin directory and the pin-name prefixes of attachments in it. */
+#define RG_PIN_DIR_DEFAULT "/sys/fs/bpf/relaygate"
+#define RG_PIN_LINK_PREFIX "link_"   /* link_<ifname>: pinned XDP bpf_link */
+#define RG_PIN_TC_PREFIX   "tc_"     /* tc_<ifname>: TC prog, clsact pre-existed */
+#define RG_PIN_TCQ_PREFIX  "tcq_"    /* tcq_<ifname>: TC prog, we created clsact */
+
+/* Default sizes; [grants] max and friends override them at load time. */
+#define RG_GRANTS_MAX_DEFAULT 262144
+#define RG_DENY_MAX_DEFAULT   65536
+#define RG_FLOWS_MAX_DEFAULT  262144
+#define RG_TRUST_MAX_DEFAULT  1048576
+#define RG_TIFACE_MAX         256
+#define RG_EVRATE_MAX         16384
+#define RG_EVENTS_BYTES       (256 * 1024)
+#define RG_USER_LEN           64
+
+#define RG_AF_INET  4
+#define RG_AF_INET6 6
+
+struct rg_addr {
+	__u8 family;        /* RG_AF_INET or RG_AF_INET6 */
+	__u8 pad[3];
+	__u8 addr[16];      /* network order; IPv4 in addr[0..3] */
+};
+
+/* LPM trie keys: prefixlen first, as the kernel wants it. */
+struct rg_lpm4 {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+
+struct rg_lpm6 {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+/* Who created a grant or deny. */
+enum rg_origin {
+	RG_ORIGIN_NONE = 0,
+	RG_ORIGIN_CLI,       /* relaygatectl grant add / deny add */
+	RG_ORIGIN_LOG,       /* a log source (dovecot, postfix-sasl, ...) */
+	RG_ORIGIN_PUSH,      /* dovecot auth policy push source */
+	RG_ORIGIN_CONTROL,   /* control socket event */
+	RG_ORIGIN_CLUSTER,   /* learnt from another host through Redis */
+	RG_ORIGIN_STATE,     /* restored from the state file */
+	RG_ORIGIN_MAX,
+};
+
+/* What kind of login a grant came from. */
+enum rg_service {
+	RG_SERVICE_NONE = 0,
+	RG_SERVICE_POP3,
+	RG_SERVICE_IMAP,
+	RG_SERVICE_SMTP,     /* SMTP AUTH (postfix SASL, submission) */
+	RG_SERVICE_OTHER,
+	RG_SERVICE_MAX,
+};
+
+struct rg_grant {
+	__u64 expires;           /* CLOCK_BOOTTIME ns */
+	__u64 granted;           /* CLOCK_BOOTTIME ns of the last login */
+	enum rg_origin origin;
+	enum rg_service service;
+	char user[RG_USER_LEN];  /* NUL-terminated, truncated if longer */
+};
+
+struct rg_deny {
+	__u64 expires;           /* CLOCK_BOOTTIME ns */
+	__u64 created;           /* CLOCK_BOOTTIME ns */
+	enum rg_origin origin;
+	__u32 failures;          /* failed logins that led to it (0: manual) */
+};
+
+/* One admitted TCP connection, keyed as the client sends it. */
+struct rg_flow_key {
+	__u8 saddr[16];          /* rg_addr conventions, unmasked */
+	__u8 daddr[16];
+	__u16 sport;             /* host order */
+	__u16 dport;             /* host order */
+	__u8 family;
+	__u8 pad[3];
+};
+
+struct rg_flow {
+	__u64 admitted;          /* CLOCK_BOOTTIME ns of the admitted SYN */
+	__u32 reason;            /* enum rg_stat that admitted it */
+	__u32 ifindex;
+};
+
+/* rg_config.flags */
+#define RG_CFG_REJECT_RST  (1U << 0)   /* answer dropped SYNs with RST+ACK */
+
+struct rg_config {
+	__u32 abi_version;       /* RG_ABI_VERSION; 0 = not configured yet */
+	__u32 flags;             /* RG_CFG_* */
+	__u32 v4_prefix;         /* grant/deny key prefix, 0..32 (default 32) */
+	__u32 v6_prefix;         /* grant/deny key prefix, 0..128 (default 64) */
+	__u64 event_interval;    /* ns between drop events for one source */
+	__u32 event_burst;       /* per-CPU drop events per second */
+	__u32 pad;
+};
+
+/* Per-CPU verdict counters. The first RG_VERDICT_MAX are the verdict reasons
+ * of SPEC.md: every packet the program sees increments exactly one of them. */
+enum rg_stat {
+	RG_STAT_PASS_IFACE = 0,
+	RG_STAT_PASS_TRUSTED,
+	RG_STAT_PASS_GRANT,
+	RG_STAT_PASS_FLOW,
+	RG_STAT_DROP_DENIED,
+	RG_STAT_DROP_UNAUTH,
+	RG_STAT_DROP_MALFORMED,
+	RG_STAT_PASS_UNPROTECTED,
+	RG_VERDICT_MAX,
+	/* Not verdicts: side counters. */
+	RG_STAT_RST_SENT = RG_VERDICT_MAX, /* RST+ACK answers sent (reject = rst) */
+	RG_STAT_EVENTS_LOST,               /* drop events the ring buffer refused */
+	RG_STAT_MAX,
+};
+
+#define RG_STAT_NAMES {                 \
+	[RG_STAT_PASS_IFACE] = "pass_iface",         \
+	[RG_STAT_PASS_TRUSTED] = "pass_trusted",     \
+	[RG_STAT_PASS_GRANT] = "pass_grant",         \
+	[RG_STAT_PASS_FLOW] = "pass_flow",           \
+	[RG_STAT_DROP_DENIED] = "drop_denied",       \
+	[RG_STAT_DROP_UNAUTH] = "drop_unauth",       \
+	[RG_STAT_DROP_MALFORMED] = "drop_malformed", \
+	[RG_STAT_PASS_UNPROTECTED] = "pass_unprotected", \
+	[RG_STAT_RST_SENT] = "rst_sent",             \
+	[RG_STAT_EVENTS_LOST] = "events_lost",       \
+}
+
+struct rg_counter {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* Ring buffer record of a dropped packet (rate-limited per source and CPU). */
+struct rg_drop_event {
+	__u64 ts;                /* CLOCK_BOOTTIME ns */
+	struct rg_addr src;      /* unmasked source */
+	__u16 sport;             /* host order */
+	__u16 dport;
+	__u32 ifindex;
+	__u32 reason;            /* enum rg_stat */
+	__u32 pad;
+};
+
+/* Per-CPU token bucket for drop events. */
+struct rg_evbucket {
+	__u64 window_start;      /* ns */
+	__u32 sent;              /* events sent in this 1 s window */
+	__u32 pad;
+};
+
+_Static_assert(sizeof(struct rg_addr) == 20, "rg_addr ABI");
+_Static_assert(sizeof(struct rg_lpm4) == 8, "rg_lpm4 ABI");
+_Static_assert(sizeof(struct rg_lpm6) == 20, "rg_lpm6 ABI");
+_Static_assert(sizeof(struct rg_grant) == 88, "rg_grant ABI");
+_Static_assert(sizeof(struct rg_deny) == 24, "rg_deny ABI");
+_Static_assert(sizeof(struct rg_flow_key) == 40, "rg_flow_key ABI");
+_Static_assert(sizeof(struct rg_flow) == 16, "rg_flow ABI");
+_Static_assert(sizeof(struct rg_config) == 32, "rg_config ABI");
+_Static_assert(sizeof(struct rg_counter) == 16, "rg_counter ABI");
+_Static_assert(sizeof(struct rg_drop_event) == 48, "rg_drop_event ABI");
+_Static_assert(sizeof(struct rg_evbucket) == 16, "rg_evbucket ABI");
+
+#endif /* RELAYGATE_MAPS_H */
