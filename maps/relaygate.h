@@ -198,7 +198,7 @@ struct rg_drop_event {
 struct rg_evbucket {
 	__u64 window_start;      /* ns */
 	__u32 sent;              /* events sent in this 1 s window */
-	__u32 pad;
+	__u32 tick;              /* low 32 bits of jiffies at the last clock read */
 };
 
 _Static_assert(sizeof(struct rg_addr) == 20, "rg_addr ABI");

@@ -18,6 +18,15 @@
 
 enum rg_mode { RG_MODE_XDP, RG_MODE_XDP_GENERIC, RG_MODE_TC };
 
+/* Our clsact ingress filter (tc mode): fixed handle and priority, so detach
+ * removes exactly ours. Priority 1 runs it before other filters. */
+#define RG_TC_HANDLE   0x5247
+#define RG_TC_PRIORITY 1
+
+/* Drop-event rate limit written to a fresh rg_config. */
+#define RG_EVENT_INTERVAL_DEFAULT_NS 1000000000ULL   /* per source */
+#define RG_EVENT_BURST_DEFAULT       64              /* per CPU per second */
+
 struct rg_gate {
 	char pin_dir[PATH_MAX];
 	int config_fd, ports_fd, tiface_fd, trust4_fd, trust6_fd;
@@ -34,6 +43,7 @@ struct rg_load_opts {
 	bool reject_rst;
 	const uint16_t *ports;       /* NULL: leave as is (465, 587 when new) */
 	size_t nports;
+	bool apply_reject;           /* set reject_rst on existing maps too */
 };
 
 /* Monotonic clock the maps use: CLOCK_BOOTTIME ns. */
@@ -46,6 +56,22 @@ uint64_t rg_now_ns(void);
 int rg_gate_attach(const char *pin_dir, const char *ifname, enum rg_mode mode,
 		   const struct rg_load_opts *o, char *err, size_t errlen);
 int rg_gate_detach(const char *pin_dir, const char *ifname, char *err, size_t errlen);
+
+/*
+ * Create, configure and pin the maps under pin_dir without attaching
+ * anything (rg_gate_attach does this itself). Pinned maps that already
+ * exist are reused as they are: their sizes, prefixes and reject mode stay
+ * (the options only apply to a fresh set, except o->ports, and reject_rst
+ * with apply_reject, which are applied whenever given; rg_gate_attach takes
+ * them back when the attach itself fails). Maps from another ABI version:
+ * -EPROTO, and err says to purge them. NULL o: defaults.
+ */
+int rg_gate_create(const char *pin_dir, const struct rg_load_opts *o,
+		   char *err, size_t errlen);
+/* Remove the pinned maps under pin_dir (and the directory when it is then
+ * empty). Refuses (-EBUSY) while any interface is attached. Nothing pinned
+ * is not an error. */
+int rg_gate_purge(const char *pin_dir, char *err, size_t errlen);
 
 struct rg_attachment {
 	char ifname[32];
@@ -119,6 +145,8 @@ int rg_deny_foreach(struct rg_gate *g,
 int rg_stats_read(struct rg_gate *g, struct rg_counter out[RG_STAT_MAX]);
 /* Entries in a map (walks keys); -errno on error. */
 long rg_map_count(int map_fd);
+/* The map's max_entries; -errno on error. */
+long rg_map_max_entries(int map_fd);
 
 const char *rg_stat_name(unsigned stat);
 const char *rg_origin_name(enum rg_origin o);     /* "cli", "log", ... */

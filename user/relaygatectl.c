@@ -1,0 +1,1869 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * relaygatectl: the command line over the pinned maps.
+ *
+ *   relaygatectl [--pin-dir DIR] [--json] [--socket PATH] OBJECT [VERB] ARGS...
+ *
+ * A command table maps OBJECT VERB to one do_<object>_<verb>() each; every
+ * command parses its own options. Every command validates all of its
+ * arguments before it changes anything, and multi-step edits hold the pin
+ * dir's flock, so a command applies all of its arguments or none.
+ *
+ * Exit status: 0 done, 1 failed (one line on stderr: what, why, and the fix
+ * when there is one), 2 usage (unknown command or option, missing argument).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <net/if.h>
+#include <bpf/bpf.h>
+#include "cidr.h"
+#include "control.h"
+#include "duration.h"
+#include "gatemaps.h"
+#include "log.h"
+
+#ifndef RELAYGATE_VERSION
+#define RELAYGATE_VERSION "0.1.0"
+#endif
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+#define GRANT_TTL_DEFAULT (30 * 60)
+#define DENY_TTL_DEFAULT  (60 * 60)
+#define WATCH_MAX_SEC     3600
+#define NS_PER_SEC        1000000000ULL
+
+static struct {
+	const char *pin_dir;
+	const char *socket;
+	bool json;
+	bool verbose;
+} opt = {
+	.pin_dir = RG_PIN_DIR_DEFAULT,
+	.socket = RG_CONTROL_SOCKET_DEFAULT,
+};
+
+/* "trust add": the command being run, for messages. */
+static char cmd_name[64];
+
+/* ---------------------------------------------------------------- output */
+
+/* A user-supplied value made safe to quote in a one-line message. */
+static const char *shown(const char *s)
+{
+	static char bufs[4][96];
+	static unsigned next;
+	char *b = bufs[next++ % 4];
+	size_t i, j = 0;
+
+	for (i = 0; s[i] && j < sizeof(bufs[0]) - 4; i++)
+		b[j++] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+	if (s[i]) {
+		memcpy(b + j, "...", 3);
+		j += 3;
+	}
+	b[j] = '\0';
+	return b;
+}
+
+/* Exit 1 with "relaygatectl: <command>: <message>". */
+static int __attribute__((format(printf, 1, 2))) failed(const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (*cmd_name)
+		rg_err("%s: %s", cmd_name, msg);
+	else
+		rg_err("%s", msg);
+	return EXIT_FAIL;
+}
+
+/* Exit 2 with "relaygatectl: <command>: <message> (see relaygatectl --help)". */
+static int __attribute__((format(printf, 1, 2))) usage_err(const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (*cmd_name)
+		rg_err("%s: %s (see relaygatectl --help)", cmd_name, msg);
+	else
+		rg_err("%s (see relaygatectl --help)", msg);
+	return EXIT_USAGE;
+}
+
+/* Confirmation of a change, for people; silent under --json. */
+static void __attribute__((format(printf, 1, 2))) done(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (opt.json)
+		return;
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+}
+
+/* Length of a valid UTF-8 sequence at s, 0 if invalid. */
+static size_t utf8_len(const unsigned char *s)
+{
+	size_t n, i;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	for (i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	if (n == 3 && ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0)))
+		return 0;
+	if (n == 4 && ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90)))
+		return 0;
+	return n;
+}
+
+/* A JSON string, quoted and escaped; invalid UTF-8 becomes U+FFFD. */
+static void json_str(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	if (!s) {
+		fputs("null", stdout);
+		return;
+	}
+	putchar('"');
+	while (*p) {
+		size_t n;
+
+		if (*p == '"' || *p == '\\') {
+			putchar('\\');
+			putchar(*p++);
+		} else if (*p < 0x20 || *p == 0x7f) {
+			printf("\\u%04x", *p++);
+		} else if ((n = utf8_len(p))) {
+			fwrite(p, 1, n, stdout);
+			p += n;
+		} else {
+			fputs("\\ufffd", stdout);
+			p++;
+		}
+	}
+	putchar('"');
+}
+
+/* A text table: rows of NCOL cells, columns padded to their widest cell. */
+#define TBL_MAXCOL 6
+struct table {
+	size_t ncol, nrow, cap;
+	char **cells;
+};
+
+static void tbl_init(struct table *t, size_t ncol)
+{
+	memset(t, 0, sizeof(*t));
+	t->ncol = ncol;
+}
+
+static void tbl_row(struct table *t, ...)
+{
+	va_list ap;
+	size_t i;
+
+	if (t->nrow == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 16;
+		char **c = realloc(t->cells, cap * t->ncol * sizeof(*c));
+
+		if (!c)
+			return;
+		t->cells = c;
+		t->cap = cap;
+	}
+	va_start(ap, t);
+	for (i = 0; i < t->ncol; i++) {
+		const char *s = va_arg(ap, const char *);
+
+		t->cells[t->nrow * t->ncol + i] = strdup(s ? s : "-");
+	}
+	va_end(ap);
+	t->nrow++;
+}
+
+static void tbl_print(struct table *t, const char *indent)
+{
+	size_t w[TBL_MAXCOL] = { 0 }, r, c;
+
+	for (r = 0; r < t->nrow; r++)
+		for (c = 0; c < t->ncol; c++) {
+			const char *s = t->cells[r * t->ncol + c];
+			size_t l = s ? strlen(s) : 0;
+
+			if (l > w[c])
+				w[c] = l;
+		}
+	for (r = 0; r < t->nrow; r++) {
+		fputs(indent, stdout);
+		for (c = 0; c < t->ncol; c++) {
+			const char *s = t->cells[r * t->ncol + c];
+
+			if (!s)
+				s = "";
+			if (c + 1 < t->ncol)
+				printf("%-*s  ", (int)w[c], s);
+			else
+				printf("%s\n", s);
+		}
+	}
+}
+
+static void tbl_free(struct table *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->nrow * t->ncol; i++)
+		free(t->cells[i]);
+	free(t->cells);
+	memset(t, 0, sizeof(*t));
+}
+
+/* ------------------------------------------------------------- options */
+
+#define OPT_JSON 0x100
+#define OPT_HELP 0x101
+
+static const char *cmd_usage;   /* the running command's usage line */
+
+/*
+ * getopt_long for one command: options may come before or after the
+ * positional arguments. --json and --help are understood everywhere.
+ * Returns the option, -1 at the end, or '?' after printing a usage error.
+ */
+static int next_opt(int argc, char **argv, const struct option *lo)
+{
+	struct option all[16];
+	size_t n = 0;
+	int c;
+
+	while (lo && lo[n].name && n < 13) {
+		all[n] = lo[n];
+		n++;
+	}
+	all[n++] = (struct option){ "json", no_argument, NULL, OPT_JSON };
+	all[n++] = (struct option){ "help", no_argument, NULL, OPT_HELP };
+	all[n] = (struct option){ 0 };
+	for (;;) {
+		int idx = -1;
+
+		opterr = 0;
+		c = getopt_long(argc, argv, ":h", all, &idx);
+		if (c == OPT_JSON) {
+			opt.json = true;
+			continue;
+		}
+		if (c == OPT_HELP || c == 'h') {
+			printf("usage: relaygatectl %s\n", cmd_usage);
+			exit(EXIT_OK);
+		}
+		if (c == '?') {
+			if (optopt)
+				usage_err("unknown option -%c", optopt);
+			else
+				usage_err("unknown option %s", shown(argv[optind - 1]));
+			return '?';
+		}
+		if (c == ':') {
+			usage_err("option %s needs a value", shown(argv[optind - 1]));
+			return '?';
+		}
+		return c;
+	}
+}
+
+/* Reset getopt for a command's argv (argv[0] is the verb). */
+static void opt_reset(void)
+{
+	optind = 0;
+}
+
+/* ------------------------------------------------------ argument parsing */
+
+static int parse_cidr_arg(const char *s, struct rg_cidr *c)
+{
+	const char *why;
+
+	if (!rg_cidr_parse(s, &c->addr, &c->prefixlen, &why))
+		return 0;
+	if (!strcmp(why, "host bits set below the prefix")) {
+		/* Suggest the network the admin probably meant. */
+		char buf[RG_ADDRSTRLEN + 8], net[RG_ADDRSTRLEN];
+		const char *slash = strchr(s, '/');
+		struct rg_addr a;
+		unsigned plen;
+
+		if (slash && (size_t)(slash - s) < sizeof(buf)) {
+			memcpy(buf, s, (size_t)(slash - s));
+			buf[slash - s] = '\0';
+			if (!rg_addr_parse(buf, &a, &why)) {
+				plen = (unsigned)atoi(slash + 1);
+				if (strchr(buf, ':') && a.family == RG_AF_INET)
+					plen -= 96;
+				rg_addr_mask(&a, plen);
+				failed("%s: host bits set below the prefix (did you mean %s?)", shown(s),
+				       rg_cidr_str(&a, plen, net, sizeof(net)));
+				return -1;
+			}
+		}
+		why = "host bits set below the prefix";
+	}
+	failed("%s: %s", shown(s), why);
+	return -1;
+}
+
+static int parse_addr_arg(const char *s, struct rg_addr *a)
+{
+	const char *why;
+
+	if (!rg_addr_parse(s, a, &why))
+		return 0;
+	if (strchr(s, '/'))
+		why = "give a single address, not a CIDR";
+	failed("%s: %s", shown(s), why);
+	return -1;
+}
+
+/* A duration for --ttl and friends: > 0. */
+static int parse_ttl_arg(const char *what, const char *s, uint64_t *sec)
+{
+	const char *why;
+
+	if (rg_duration_parse(s, sec, &why)) {
+		failed("%s %s: %s", what, shown(s), why);
+		return -1;
+	}
+	if (!*sec) {
+		failed("%s %s: must be more than 0", what, shown(s));
+		return -1;
+	}
+	return 0;
+}
+
+/* "465,587" (and more such arguments): ports 1..65535, appended to ports[]. */
+static int parse_ports_arg(const char *s, uint16_t *ports, size_t *n, size_t max)
+{
+	const char *p = s;
+
+	if (!*s) {
+		failed("ports '': empty port list");
+		return -1;
+	}
+	for (;;) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p), i;
+		unsigned long v = 0;
+		char tok[16];
+
+		if (!len) {
+			failed("ports %s: empty port in the list", shown(s));
+			return -1;
+		}
+		snprintf(tok, sizeof(tok), "%.*s", (int)(len < 12 ? len : 12), p);
+		for (i = 0; i < len; i++) {
+			if (p[i] < '0' || p[i] > '9') {
+				failed("port %s: not a number", shown(tok));
+				return -1;
+			}
+			if (v <= 65535)
+				v = v * 10 + (unsigned long)(p[i] - '0');
+		}
+		if (v < 1 || v > 65535) {
+			failed("port %s: out of range (1..65535)", shown(tok));
+			return -1;
+		}
+		if (*n >= max) {
+			failed("ports %s: too many ports", shown(s));
+			return -1;
+		}
+		ports[(*n)++] = (uint16_t)v;
+		if (!end)
+			return 0;
+		p = end + 1;
+	}
+}
+
+static int cmp_u16(const void *a, const void *b)
+{
+	return (int)*(const uint16_t *)a - (int)*(const uint16_t *)b;
+}
+
+/* Sort and drop duplicates; returns the new count. */
+static size_t ports_unique(uint16_t *ports, size_t n)
+{
+	size_t i, j = 0;
+
+	qsort(ports, n, sizeof(*ports), cmp_u16);
+	for (i = 0; i < n; i++)
+		if (!j || ports[j - 1] != ports[i])
+			ports[j++] = ports[i];
+	return j;
+}
+
+static int parse_iface_arg(const char *s, unsigned *ifindex)
+{
+	if (!*s || strlen(s) >= IF_NAMESIZE || strchr(s, '/')) {
+		failed("interface %s: not an interface name", shown(s));
+		return -1;
+	}
+	*ifindex = if_nametoindex(s);
+	if (!*ifindex) {
+		failed("interface %s: no such interface", shown(s));
+		return -1;
+	}
+	return 0;
+}
+
+/* A user name as the maps keep it: 1..63 bytes, printable, no spaces. */
+static int parse_user_arg(const char *s)
+{
+	size_t i, l = strlen(s);
+
+	if (!l || l >= RG_USER_LEN) {
+		failed("user %s: must be 1..%d bytes", shown(s), RG_USER_LEN - 1);
+		return -1;
+	}
+	for (i = 0; i < l; i++) {
+		if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f) {
+			failed("user %s: spaces and control characters are not allowed", shown(s));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------- the gate */
+
+static int open_gate(struct rg_gate *g, bool lock)
+{
+	if (rg_gate_open(g, opt.pin_dir)) {
+		failed("%s", g->err);
+		return -1;
+	}
+	if (lock && rg_gate_lock(g)) {
+		failed("%s", g->err);
+		rg_gate_close(g);
+		return -1;
+	}
+	return 0;
+}
+
+static const char *key_text(const struct rg_gate *g, const struct rg_addr *k,
+			    char *buf, size_t len)
+{
+	unsigned plen = k->family == RG_AF_INET ? g->cfg.v4_prefix : g->cfg.v6_prefix;
+
+	if (plen >= (k->family == RG_AF_INET ? 32u : 128u))
+		return rg_addr_str(k, buf, len);
+	return rg_cidr_str(k, plen, buf, len);
+}
+
+static unsigned key_plen(const struct rg_gate *g, const struct rg_addr *k)
+{
+	unsigned plen = k->family == RG_AF_INET ? g->cfg.v4_prefix : g->cfg.v6_prefix;
+	unsigned full = k->family == RG_AF_INET ? 32 : 128;
+
+	return plen < full ? plen : full;
+}
+
+static int cmp_addr(const struct rg_addr *a, const struct rg_addr *b)
+{
+	if (a->family != b->family)
+		return a->family < b->family ? -1 : 1;
+	return memcmp(a->addr, b->addr, sizeof(a->addr));
+}
+
+/* Seconds left until expires (rounded up), 0 when expired. */
+static uint64_t secs_left(uint64_t expires, uint64_t now)
+{
+	return expires > now ? (expires - now + NS_PER_SEC - 1) / NS_PER_SEC : 0;
+}
+
+/* --------------------------------------------------------- attach/detach */
+
+static int do_attach(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "mode", required_argument, NULL, 'm' },
+		{ "ports", required_argument, NULL, 'p' },
+		{ "reject", required_argument, NULL, 'r' },
+		{ 0 },
+	};
+	static uint16_t ports[65536];
+	struct rg_load_opts o = { 0 };
+	enum rg_mode mode = RG_MODE_XDP;
+	const char *mode_s = NULL, *ports_s = NULL, *reject_s = NULL;
+	char err[512];
+	unsigned ifindex;
+	size_t n = 0;
+	int c;
+
+	opt_reset();
+	while ((c = next_opt(argc, argv, lo)) != -1) {
+		if (c == 'm')
+			mode_s = optarg;
+		else if (c == 'p')
+			ports_s = optarg;
+		else if (c == 'r')
+			reject_s = optarg;
+		else
+			return EXIT_USAGE;
+	}
+	if (argc - optind != 1)
+		return usage_err("%s", argc - optind ? "give one interface" : "missing IFACE");
+	if (mode_s && rg_mode_parse(mode_s, &mode))
+		return failed("mode %s: unknown (xdp, xdp-generic or tc)", shown(mode_s));
+	if (reject_s) {
+		if (strcmp(reject_s, "drop") && strcmp(reject_s, "rst"))
+			return failed("reject %s: unknown (drop or rst)", shown(reject_s));
+		o.reject_rst = !strcmp(reject_s, "rst");
+		o.apply_reject = true;
+	}
+	if (ports_s) {
+		if (parse_ports_arg(ports_s, ports, &n, sizeof(ports) / sizeof(ports[0])))
+			return EXIT_FAIL;
+		o.ports = ports;
+		o.nports = ports_unique(ports, n);
+	}
+	if (parse_iface_arg(argv[optind], &ifindex))
+		return EXIT_FAIL;
+	if (rg_gate_attach(opt.pin_dir, argv[optind], mode, &o, err, sizeof(err))) {
+		rg_err("%s", err);
+		return EXIT_FAIL;
+	}
+	done("%s: attached (%s%s), maps under %s", argv[optind], rg_mode_name(mode),
+	     reject_s ? (o.reject_rst ? ", reject rst" : ", reject drop") : "", opt.pin_dir);
+	return EXIT_OK;
+}
+
+static int do_detach(int argc, char **argv)
+{
+	char err[512];
+
+	opt_reset();
+	if (next_opt(argc, argv, NULL) != -1)
+		return EXIT_USAGE;
+	if (argc - optind != 1)
+		return usage_err("%s", argc - optind ? "give one interface" : "missing IFACE");
+	if (rg_gate_detach(opt.pin_dir, argv[optind], err, sizeof(err))) {
+		rg_err("%s", err);
+		return EXIT_FAIL;
+	}
+	done("%s: detached (maps stay pinned under %s)", argv[optind], opt.pin_dir);
+	return EXIT_OK;
+}
+
+static int do_purge(int argc, char **argv)
+{
+	char err[512];
+
+	opt_reset();
+	if (next_opt(argc, argv, NULL) != -1)
+		return EXIT_USAGE;
+	if (argc - optind)
+		return usage_err("takes no arguments");
+	if (rg_gate_purge(opt.pin_dir, err, sizeof(err))) {
+		rg_err("%s", err);
+		return EXIT_FAIL;
+	}
+	done("removed the pinned maps under %s", opt.pin_dir);
+	return EXIT_OK;
+}
+
+/* ---------------------------------------------------------------- status */
+
+struct fill {
+	const char *name;
+	long entries, max;
+};
+
+static size_t map_fill(struct rg_gate *g, struct fill *f)
+{
+	const struct {
+		const char *name;
+		int fd;
+	} m[] = {
+		{ RG_MAP_TIFACE, g->tiface_fd },
+		{ RG_MAP_TRUST4, g->trust4_fd },
+		{ RG_MAP_TRUST6, g->trust6_fd },
+		{ RG_MAP_GRANTS, g->grants_fd },
+		{ RG_MAP_DENY, g->deny_fd },
+		{ RG_MAP_FLOWS, g->flows_fd },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+		f[i].name = m[i].name;
+		f[i].entries = rg_map_count(m[i].fd);
+		f[i].max = rg_map_max_entries(m[i].fd);
+	}
+	return i;
+}
+
+#define MAX_ATT 64
+
+static int do_status(int argc, char **argv)
+{
+	static uint16_t ports[65536];
+	struct rg_attachment att[MAX_ATT];
+	struct rg_counter ctr[RG_STAT_MAX];
+	struct fill fill[8];
+	struct rg_gate g;
+	size_t nfill, i;
+	int natt, nports;
+	char buf[64];
+
+	opt_reset();
+	if (next_opt(argc, argv, NULL) != -1)
+		return EXIT_USAGE;
+	if (argc - optind)
+		return usage_err("takes no arguments");
+	if (open_gate(&g, false))
+		return EXIT_FAIL;
+	natt = rg_gate_attachments(opt.pin_dir, att, MAX_ATT);
+	if (natt < 0) {
+		rg_gate_close(&g);
+		return failed("%s: %s", opt.pin_dir, strerror(-natt));
+	}
+	nports = rg_ports_list(&g, ports, 65536);
+	if (nports < 0 || rg_stats_read(&g, ctr)) {
+		rg_gate_close(&g);
+		return failed("%s", g.err);
+	}
+	nfill = map_fill(&g, fill);
+
+	if (opt.json) {
+		printf("{\"pin_dir\":");
+		json_str(opt.pin_dir);
+		printf(",\"abi_version\":%u,\"attachments\":[", g.cfg.abi_version);
+		for (i = 0; i < (size_t)natt; i++) {
+			printf("%s{\"interface\":", i ? "," : "");
+			json_str(att[i].ifname);
+			printf(",\"ifindex\":%u,\"mode\":\"%s\",\"prog_id\":%u,\"active\":%s}",
+			       att[i].ifindex, rg_mode_name(att[i].mode), att[i].prog_id,
+			       att[i].prog_id ? "true" : "false");
+		}
+		printf("],\"config\":{\"ipv4_prefix\":%u,\"ipv6_prefix\":%u,\"reject\":\"%s\"},\"ports\":[",
+		       g.cfg.v4_prefix, g.cfg.v6_prefix,
+		       g.cfg.flags & RG_CFG_REJECT_RST ? "rst" : "drop");
+		for (i = 0; i < (size_t)nports; i++)
+			printf("%s%u", i ? "," : "", ports[i]);
+		printf("],\"maps\":{");
+		for (i = 0; i < nfill; i++)
+			printf("%s\"%s\":{\"entries\":%ld,\"max_entries\":%ld}", i ? "," : "",
+			       fill[i].name, fill[i].entries, fill[i].max);
+		printf("},\"counters\":{");
+		for (i = 0; i < RG_STAT_MAX; i++)
+			printf("%s\"%s\":{\"packets\":%llu,\"bytes\":%llu}", i ? "," : "",
+			       rg_stat_name((unsigned)i), (unsigned long long)ctr[i].packets,
+			       (unsigned long long)ctr[i].bytes);
+		printf("}}\n");
+	} else {
+		struct table t;
+
+		printf("pin dir:    %s (map ABI v%u)\n", opt.pin_dir, g.cfg.abi_version);
+		if (!natt) {
+			printf("attached:   nothing (the gate is open)\n");
+		} else {
+			printf("attached:\n");
+			tbl_init(&t, 4);
+			tbl_row(&t, "IFACE", "IFINDEX", "MODE", "PROG");
+			for (i = 0; i < (size_t)natt; i++) {
+				char ifx[16], pid[32];
+
+				snprintf(ifx, sizeof(ifx), "%u", att[i].ifindex);
+				if (att[i].prog_id)
+					snprintf(pid, sizeof(pid), "%u", att[i].prog_id);
+				else
+					snprintf(pid, sizeof(pid), "gone (detach to clean up)");
+				tbl_row(&t, att[i].ifname, att[i].ifindex ? ifx : "-",
+					rg_mode_name(att[i].mode), pid);
+			}
+			tbl_print(&t, "  ");
+			tbl_free(&t);
+		}
+		printf("config:     grant keys IPv4 /%u, IPv6 /%u; reject %s\n", g.cfg.v4_prefix,
+		       g.cfg.v6_prefix, g.cfg.flags & RG_CFG_REJECT_RST ? "rst" : "drop");
+		printf("ports:     ");
+		for (i = 0; i < (size_t)nports; i++)
+			printf(" %u", ports[i]);
+		printf("%s\n", nports ? "" : " none (nothing is protected)");
+		printf("maps:\n");
+		tbl_init(&t, 3);
+		tbl_row(&t, "MAP", "ENTRIES", "MAX");
+		for (i = 0; i < nfill; i++) {
+			char e[32], m[32];
+
+			snprintf(e, sizeof(e), "%ld", fill[i].entries);
+			snprintf(m, sizeof(m), "%ld", fill[i].max);
+			tbl_row(&t, fill[i].name, e, m);
+		}
+		tbl_print(&t, "  ");
+		tbl_free(&t);
+		printf("counters:\n");
+		tbl_init(&t, 3);
+		tbl_row(&t, "REASON", "PACKETS", "BYTES");
+		for (i = 0; i < RG_STAT_MAX; i++) {
+			char p[32];
+
+			snprintf(p, sizeof(p), "%llu", (unsigned long long)ctr[i].packets);
+			snprintf(buf, sizeof(buf), "%llu", (unsigned long long)ctr[i].bytes);
+			tbl_row(&t, rg_stat_name((unsigned)i), p, buf);
+		}
+		tbl_print(&t, "  ");
+		tbl_free(&t);
+	}
+	rg_gate_close(&g);
+	return EXIT_OK;
+}
+
+/* ----------------------------------------------------------------- trust */
+
+static int trust_edit(int argc, char **argv, bool add)
+{
+	struct rg_cidr *c;
+	struct rg_gate g;
+	int i, n, rc;
+
+	opt_reset();
+	if (next_opt(argc, argv, NULL) != -1)
+		return EXIT_USAGE;
+	n = argc - optind;
+	if (n < 1)
+		return usage_err("missing CIDR");
+	c = calloc((size_t)n, sizeof(*c));
+	if (!c)
+		return failed("out of memory");
+	/* Every argument first: one bad CIDR changes nothing. */
+	for (i = 0; i < n; i++) {
+		if (parse_cidr_arg(argv[optind + i], &c[i])) {
+			free(c);
+			return EXIT_FAIL;
+		}
+	}
+	if (open_gate(&g, true)) {
+		free(c);
+		return EXIT_FAIL;
+	}
+	rc = add ? rg_trust_add(&g, c, (size_t)n) : rg_trust_del(&g, c, (size_t)n);
+	if (rc)
+		failed("%s", g.err);
+	else
+		done("%s %d trusted subnet%s", add ? "added" : "removed", n, n == 1 ? "" : "s");
+	rg_gate_close(&g);
+	free(c);
+	return rc ? EXIT_FAIL : EXIT_OK;
+}
+
+static int do_trust_add(int argc, char **argv)
+{
+	return trust_edit(argc, argv, true);
+}
+
+static int do_trust_del(int argc, char **argv)
+{
+	return trust_edit(argc, argv, false);
+}
+
+struct cidr_list {
+	struct rg_cidr *v;
+	size_t n, cap;
+};
+
+static int collect_cidr(const struct rg_cidr *c, void *ctx)
+{
+	struct cidr_list *l = ctx;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 32;
+		struct rg_cidr *v = realloc(l->v, cap * sizeof(*v));
+
+		if (!v)
+			return -1;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = *c;
+	return 0;
+}
+
+static int cmp_cidr(const void *a, const void *b)
+{
+	const struct rg_cidr *x = a, *y = b;
+	int r = cmp_addr(&x->addr, &y->addr);
+
+	return r ? r : (x->prefixlen > y->prefixlen) - (x->prefixlen < y->prefixlen);
+}
+
+static int do_trust_list(int argc, char **argv)
+{
+	struct cidr_list l = { 0 };
+	struct rg_gate g;
+	char buf[RG_ADDRSTRLEN];
+	size_t i;
+
+	opt_reset();
+	if (next_opt(argc, argv, NULL) != -1)
+		return EXIT_USAGE;
+	if (argc - optind)
+		return usage_err("takes no arguments");
+	if (open_gate(&g, false))
+		return EXIT_FAIL;
+	if (rg_trust_foreach(&g, collect_cidr, &l)) {
+		failed("%s", g.err);
+		rg_gate_close(&g);
+		free(l.v);
+		return EXIT_FAIL;
+	}
+	qsort(l.v, l.n, sizeof(*l.v), cmp_cidr);
+	if (opt.json)
+		putchar('[');
+	for (i = 0; i < l.n; i++) {
+		rg_cidr_str(&l.v[i].addr, l.v[i].prefixlen, buf, sizeof(buf));
+		if (opt.json) {
+			printf("%s{\"cidr\":\"%s\",\"family\":%u,\"prefixlen\":%u}", i ? "," : "", buf,
+			       l.v[i].addr.family, l.v[i].prefixlen);
+		} else {
+			printf("%s\n", buf);
+		}
+	}
+	if (opt.json)
+		printf("]\n");
+	rg_gate_close(&g);
+	free(l.v);
+	return EXIT_OK;
+}
+
+/* ----------------------------------------------------------- trust-iface */
+
+/* An interface argument of trust-iface del: a name, or "#N" for the
+ * ifindex of an interface that no longer exists (as the listing shows it). */
+static int parse_tiface_del_arg(const char *s, unsigned *ifindex)
+{
+	char *end;
+	unsigned long v;
+
+	if (s[0] == '#' && s[1] >= '0' && s[1] <= '9') {
+		errno = 0;
+		v = strtoul(s + 1, &end, 10);
+		if (!errno && !*end && v > 0 && v <= 0x7fffffff) {
+			*ifindex = (unsigned)v;
+			return 0;
+		}
+	}
+	return parse_iface_arg(s, ifindex);
+}
+
+static int tiface_edit(int argc, char **argv, bool add)
+{
+	struct rg_gate g;
+	unsigned *idx;
+	int i, n, rc;
+
+	opt_reset();
+	if (next_opt(argc, argv, NULL) != -1)
+		return EXIT_USAGE;
+	n = argc - optind;
+	if (n < 1)
+		return usage_err("missing IFACE");
+	idx = calloc((size_t)n, sizeof(*idx));
+	if (!idx)
+		return failed("out of memory");
+	for (i = 0; i < n; i++) {
+		rc = add ? parse_iface_arg(argv[optind + i], &idx[i])
+			 : parse_tiface_del_arg(argv[optind + i], &idx[i]);
+		if (rc) {
+			free(idx);
+			return EXIT_FAIL;
+		}
+	}
+	if (open_gate(&g, true)) {
+		free(idx);
+		return EXIT_FAIL;
+	}
+	rc = add ? rg_tiface_add(&g, idx, (size_t)n) : rg_tiface_del(&g, idx, (size_t)n);
+	if (rc)
+		failed("%s", g.err);
+	else
+		done("%s %d trusted interface%s", add ? "added" : "removed", n, n == 1 ? "" : "s");
+	rg_gate_close(&g);
+	free(idx);
+	return rc ? EXIT_FAIL : EXIT_OK;
+}
+
+static int do_tiface_add(int argc, char **argv)
+{
+	return tiface_edit(argc, argv, true);
+}
+
+static int do_tiface_del(int argc, char **argv)
+{
+	return tiface_edit(argc, argv, false);
+}
+
+static int do_tiface_list(int argc, char **argv)
+{
+	unsigned idx[RG_TIFACE_MAX];
+	struct rg_gate g;
+	int n, i;
+
+	opt_reset();
+	if (next_opt(argc, argv, NULL) != -1)
+		return EXIT_USAGE;
+	if (argc - optind)
+		return usage_err("takes no arguments");
+	if (open_gate(&g, false))
+		return EXIT_FAIL;
+	n = rg_tiface_list(&g, idx, RG_TIFACE_MAX);
+	if (n < 0) {
+		failed("%s", g.err);
+		rg_gate_close(&g);
+		return EXIT_FAIL;
+	}
+	if (opt.json)
+		putchar('[');
+	for (i = 0; i < n; i++) {
+		char name[IF_NAMESIZE];
+		bool have = if_indextoname(idx[i], name) != NULL;
+
+		if (opt.json) {
+			printf("%s{\"name\":", i ? "," : "");
+			json_str(have ? name : NULL);
+			printf(",\"ifindex\":%u}", idx[i]);
+		} else if (have) {
+			printf("%s\n", name);
+		} else {
+			printf("#%u (interface gone; `trust-iface del #%u` removes it)\n", idx[i], idx[i]);
+		}
+	}
+	if (opt.json)
+		printf("]\n");
+	rg_gate_close(&g);
+	return EXIT_OK;
+}
+
+/* ----------------------------------------------------------------- grant */
+
+static int do_grant_add(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "ttl", required_argument, NULL, 't' },
+		{ "user", required_argument, NULL, 'u' },
+		{ 0 },
+	};
+	const char *ttl_s = NULL, *user = NULL;
+	uint64_t ttl = GRANT_TTL_DEFAULT;
+	struct rg_addr a, key;
+	struct rg_gate g;
+	char buf[RG_ADDRSTRLEN], dur[32];
+	bool created = false;
+	int c, rc;
+
+	opt_reset();
+	while ((c = next_opt(argc, argv, lo)) != -1) {
+		if (c == 't')
+			ttl_s = optarg;
+		else if (c == 'u')
+			user = optarg;
+		else
+			return EXIT_USAGE;
+	}
+	if (argc - optind != 1)
+		return usage_err("%s", argc - optind ? "give one address" : "missing ADDR");
+	if (parse_addr_arg(argv[optind], &a))
+		return EXIT_FAIL;
+	if (ttl_s && parse_ttl_arg("TTL", ttl_s, &ttl))
+		return EXIT_FAIL;
+	if (user && parse_user_arg(user))
+		return EXIT_FAIL;
+	if (open_gate(&g, true))
+		return EXIT_FAIL;
+	rc = rg_grant_put(&g, &a, ttl * NS_PER_SEC, user, RG_ORIGIN_CLI, RG_SERVICE_NONE, &created);
+	if (rc) {
+		failed("%s", g.err);
+	} else {
+		struct rg_grant v;
+
+		key = a;
+		rg_addr_key(&key, g.cfg.v4_prefix, g.cfg.v6_prefix);
+		/* Never shortened: say when it really expires. */
+		if (rg_grant_get(&g, &a, &v))
+			v.expires = rg_now_ns() + ttl * NS_PER_SEC;
+		done("%s %s%s%s, expires in %s", created ? "granted" : "renewed",
+		     key_text(&g, &key, buf, sizeof(buf)), v.user[0] ? " to " : "",
+		     v.user[0] ? v.user : "",
+		     rg_duration_str(secs_left(v.expires, rg_now_ns()), dur, sizeof(dur)));
+	}
+	rg_gate_close(&g);
+	return rc ? EXIT_FAIL : EXIT_OK;
+}
+
+static int do_grant_del(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "user", required_argument, NULL, 'u' },
+		{ 0 },
+	};
+	const char *user = NULL;
+	struct rg_gate g;
+	struct rg_addr a;
+	unsigned count = 0;
+	int c, rc;
+
+	opt_reset();
+	while ((c = next_opt(argc, argv, lo)) != -1) {
+		if (c == 'u')
+			user = optarg;
+		else
+			return EXIT_USAGE;
+	}
+	if (user && argc - optind)
+		return usage_err("give ADDR or --user NAME, not both");
+	if (!user && argc - optind != 1)
+		return usage_err("%s", argc - optind ? "give one address" : "missing ADDR or --user NAME");
+	if (user ? parse_user_arg(user) : parse_addr_arg(argv[optind], &a))
+		return EXIT_FAIL;
+	if (open_gate(&g, true))
+		return EXIT_FAIL;
+	if (user) {
+		rc = rg_grant_del_user(&g, user, &count);
+		if (rc)
+			failed("%s", g.err);
+		else if (!count)
+			rc = failed("user %s has no grants", shown(user));
+		else
+			done("revoked %u grant%s of %s", count, count == 1 ? "" : "s", user);
+	} else {
+		rc = rg_grant_del(&g, &a);
+		if (rc)
+			failed("%s", g.err);
+		else
+			done("revoked the grant of %s", argv[optind]);
+	}
+	rg_gate_close(&g);
+	return rc ? EXIT_FAIL : EXIT_OK;
+}
+
+struct grant_row {
+	struct rg_addr key;
+	struct rg_grant v;
+};
+
+struct grant_rows {
+	struct grant_row *v;
+	size_t n, cap;
+};
+
+static int collect_grant(const struct rg_addr *k, const struct rg_grant *v, void *ctx)
+{
+	struct grant_rows *l = ctx;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct grant_row *nv = realloc(l->v, cap * sizeof(*nv));
+
+		if (!nv)
+			return -1;
+		l->v = nv;
+		l->cap = cap;
+	}
+	l->v[l->n].key = *k;
+	l->v[l->n].v = *v;
+	l->n++;
+	return 0;
+}
+
+static int cmp_grant_row(const void *a, const void *b)
+{
+	return cmp_addr(&((const struct grant_row *)a)->key, &((const struct grant_row *)b)->key);
+}
+
+static const char *source_text(enum rg_origin o, enum rg_service s, char *buf, size_t len)
+{
+	if (s == RG_SERVICE_NONE)
+		snprintf(buf, len, "%s", rg_origin_name(o));
+	else
+		snprintf(buf, len, "%s/%s", rg_origin_name(o), rg_service_name(s));
+	return buf;
+}
+
+static int do_grant_list(int argc, char **argv)
+{
+	struct grant_rows l = { 0 };
+	struct rg_gate g;
+	uint64_t now;
+	size_t i;
+
+	opt_reset();
+	if (next_opt(argc, argv, NULL) != -1)
+		return EXIT_USAGE;
+	if (argc - optind)
+		return usage_err("takes no arguments");
+	if (open_gate(&g, false))
+		return EXIT_FAIL;
+	if (rg_grant_foreach(&g, collect_grant, &l)) {
+		failed("%s", g.err);
+		rg_gate_close(&g);
+		free(l.v);
+		return EXIT_FAIL;
+	}
+	now = rg_now_ns();
+	qsort(l.v, l.n, sizeof(*l.v), cmp_grant_row);
+	if (opt.json) {
+		putchar('[');
+		for (i = 0; i < l.n; i++) {
+			const struct grant_row *r = &l.v[i];
+			char a[RG_ADDRSTRLEN];
+
+			printf("%s{\"address\":\"%s\",\"prefixlen\":%u,\"user\":", i ? "," : "",
+			       rg_addr_str(&r->key, a, sizeof(a)), key_plen(&g, &r->key));
+			json_str(r->v.user);
+			printf(",\"expires_in\":%llu,\"expired\":%s,\"granted_ago\":%llu,\"source\":\"%s\",\"service\":\"%s\"}",
+			       (unsigned long long)secs_left(r->v.expires, now),
+			       r->v.expires > now ? "false" : "true",
+			       (unsigned long long)(now > r->v.granted ? (now - r->v.granted) / NS_PER_SEC : 0),
+			       rg_origin_name(r->v.origin), rg_service_name(r->v.service));
+		}
+		printf("]\n");
+	} else {
+		struct table t;
+
+		tbl_init(&t, 4);
+		tbl_row(&t, "ADDRESS", "USER", "EXPIRES-IN", "SOURCE");
+		for (i = 0; i < l.n; i++) {
+			const struct grant_row *r = &l.v[i];
+			char a[RG_ADDRSTRLEN], exp[32], src[32];
+			uint64_t left = secs_left(r->v.expires, now);
+
+			tbl_row(&t, key_text(&g, &r->key, a, sizeof(a)),
+				r->v.user[0] ? shown(r->v.user) : "-",
+				left ? rg_duration_str(left, exp, sizeof(exp)) : "expired",
+				source_text(r->v.origin, r->v.service, src, sizeof(src)));
+		}
+		tbl_print(&t, "");
+		tbl_free(&t);
+	}
+	rg_gate_close(&g);
+	free(l.v);
+	return EXIT_OK;
+}
+
+/* ------------------------------------------------------------------ deny */
+
+static int do_deny_add(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "ttl", required_argument, NULL, 't' },
+		{ 0 },
+	};
+	const char *ttl_s = NULL;
+	uint64_t ttl = DENY_TTL_DEFAULT;
+	struct rg_addr a, key;
+	struct rg_gate g;
+	char buf[RG_ADDRSTRLEN], dur[32];
+	int c, rc;
+
+	opt_reset();
+	while ((c = next_opt(argc, argv, lo)) != -1) {
+		if (c == 't')
+			ttl_s = optarg;
+		else
+			return EXIT_USAGE;
+	}
+	if (argc - optind != 1)
+		return usage_err("%s", argc - optind ? "give one address" : "missing ADDR");
+	if (parse_addr_arg(argv[optind], &a))
+		return EXIT_FAIL;
+	if (ttl_s && parse_ttl_arg("TTL", ttl_s, &ttl))
+		return EXIT_FAIL;
+	if (open_gate(&g, true))
+		return EXIT_FAIL;
+	rc = rg_deny_put(&g, &a, ttl * NS_PER_SEC, RG_ORIGIN_CLI, 0);
+	if (rc) {
+		failed("%s", g.err);
+	} else {
+		struct rg_deny v;
+
+		key = a;
+		rg_addr_key(&key, g.cfg.v4_prefix, g.cfg.v6_prefix);
+		/* Never shortened: say when it really expires. */
+		if (bpf_map_lookup_elem(g.deny_fd, &key, &v))
+			v.expires = rg_now_ns() + ttl * NS_PER_SEC;
+		done("denied %s, expires in %s", key_text(&g, &key, buf, sizeof(buf)),
+		     rg_duration_str(secs_left(v.expires, rg_now_ns()), dur, sizeof(dur)));
+	}
+	rg_gate_close(&g);
+	return rc ? EXIT_FAIL : EXIT_OK;
+}
+
+static int do_deny_del(int argc, char **argv)
+{
+	struct rg_gate g;
+	struct rg_addr a;
+	int rc;
+
+	opt_reset();
+	if (next_opt(argc, argv, NULL) != -1)
+		return EXIT_USAGE;
+	if (argc - optind != 1)
+		return usage_err("%s", argc - optind ? "give one address" : "missing ADDR");
+	if (parse_addr_arg(argv[optind], &a))
+		return EXIT_FAIL;
+	if (open_gate(&g, true))
+		return EXIT_FAIL;
+	rc = rg_deny_del(&g, &a);
+	if (rc)
+		failed("%s", g.err);
+	else
+		done("removed the deny entry of %s", argv[optind]);
+	rg_gate_close(&g);
+	return rc ? EXIT_FAIL : EXIT_OK;
+}
+
+struct deny_row {
+	struct rg_addr key;
+	struct rg_deny v;
+};
+
+struct deny_rows {
+	struct deny_row *v;
+	size_t n, cap;
+};
+
+static int collect_deny(const struct rg_addr *k, const struct rg_deny *v, void *ctx)
+{
+	struct deny_rows *l = ctx;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct deny_row *nv = realloc(l->v, cap * sizeof(*nv));
+
+		if (!nv)
+			return -1;
+		l->v = nv;
+		l->cap = cap;
+	}
+	l->v[l->n].key = *k;
+	l->v[l->n].v = *v;
+	l->n++;
+	return 0;
+}
+
+static int cmp_deny_row(const void *a, const void *b)
+{
+	return cmp_addr(&((const struct deny_row *)a)->key, &((const struct deny_row *)b)->key);
+}
+
+static int do_deny_list(int argc, char **argv)
+{
+	struct deny_rows l = { 0 };
+	struct rg_gate g;
+	uint64_t now;
+	size_t i;
+
+	opt_reset();
+	if (next_opt(argc, argv, NULL) != -1)
+		return EXIT_USAGE;
+	if (argc - optind)
+		return usage_err("takes no arguments");
+	if (open_gate(&g, false))
+		return EXIT_FAIL;
+	if (rg_deny_foreach(&g, collect_deny, &l)) {
+		failed("%s", g.err);
+		rg_gate_close(&g);
+		free(l.v);
+		return EXIT_FAIL;
+	}
+	now = rg_now_ns();
+	qsort(l.v, l.n, sizeof(*l.v), cmp_deny_row);
+	if (opt.json) {
+		putchar('[');
+		for (i = 0; i < l.n; i++) {
+			const struct deny_row *r = &l.v[i];
+			char a[RG_ADDRSTRLEN];
+
+			printf("%s{\"address\":\"%s\",\"prefixlen\":%u,\"expires_in\":%llu,\"expired\":%s,\"failures\":%u,\"source\":\"%s\"}",
+			       i ? "," : "", rg_addr_str(&r->key, a, sizeof(a)), key_plen(&g, &r->key),
+			       (unsigned long long)secs_left(r->v.expires, now),
+			       r->v.expires > now ? "false" : "true", r->v.failures,
+			       rg_origin_name(r->v.origin));
+		}
+		printf("]\n");
+	} else {
+		struct table t;
+
+		tbl_init(&t, 4);
+		tbl_row(&t, "ADDRESS", "EXPIRES-IN", "FAILURES", "SOURCE");
+		for (i = 0; i < l.n; i++) {
+			const struct deny_row *r = &l.v[i];
+			char a[RG_ADDRSTRLEN], exp[32], f[16];
+			uint64_t left = secs_left(r->v.expires, now);
+
+			snprintf(f, sizeof(f), "%u", r->v.failures);
+			tbl_row(&t, key_text(&g, &r->key, a, sizeof(a)),
+				left ? rg_duration_str(left, exp, sizeof(exp)) : "expired", f,
+				rg_origin_name(r->v.origin));
+		}
+		tbl_print(&t, "");
+		tbl_free(&t);
+	}
+	rg_gate_close(&g);
+	free(l.v);
+	return EXIT_OK;
+}
+
+/* ----------------------------------------------------------------- ports */
+
+static int do_ports_set(int argc, char **argv)
+{
+	static uint16_t ports[65536];
+	struct rg_gate g;
+	size_t n = 0;
+	int i, rc;
+
+	opt_reset();
+	if (next_opt(argc, argv, NULL) != -1)
+		return EXIT_USAGE;
+	if (argc - optind < 1)
+		return usage_err("missing PORT[,PORT...]");
+	for (i = optind; i < argc; i++)
+		if (parse_ports_arg(argv[i], ports, &n, 65536))
+			return EXIT_FAIL;
+	n = ports_unique(ports, n);
+	if (open_gate(&g, true))
+		return EXIT_FAIL;
+	rc = rg_ports_set(&g, ports, n);
+	if (rc)
+		failed("%s", g.err);
+	else
+		done("protecting %zu port%s", n, n == 1 ? "" : "s");
+	rg_gate_close(&g);
+	return rc ? EXIT_FAIL : EXIT_OK;
+}
+
+static int do_ports_list(int argc, char **argv)
+{
+	static uint16_t ports[65536];
+	struct rg_gate g;
+	int n, i;
+
+	opt_reset();
+	if (next_opt(argc, argv, NULL) != -1)
+		return EXIT_USAGE;
+	if (argc - optind)
+		return usage_err("takes no arguments");
+	if (open_gate(&g, false))
+		return EXIT_FAIL;
+	n = rg_ports_list(&g, ports, 65536);
+	if (n < 0) {
+		failed("%s", g.err);
+		rg_gate_close(&g);
+		return EXIT_FAIL;
+	}
+	if (opt.json) {
+		putchar('[');
+		for (i = 0; i < n; i++)
+			printf("%s%u", i ? "," : "", ports[i]);
+		printf("]\n");
+	} else {
+		for (i = 0; i < n; i++)
+			printf("%u\n", ports[i]);
+	}
+	rg_gate_close(&g);
+	return EXIT_OK;
+}
+
+/* ----------------------------------------------------------------- stats */
+
+static void print_prometheus(struct rg_gate *g, const struct rg_counter *ctr)
+{
+	struct rg_attachment att[MAX_ATT];
+	struct fill fill[8];
+	size_t nfill, i;
+	int natt;
+
+	printf("# HELP relaygate_packets_total Packets judged by the gate, by verdict reason.\n");
+	printf("# TYPE relaygate_packets_total counter\n");
+	for (i = 0; i < RG_VERDICT_MAX; i++)
+		printf("relaygate_packets_total{reason=\"%s\"} %llu\n", rg_stat_name((unsigned)i),
+		       (unsigned long long)ctr[i].packets);
+	printf("# HELP relaygate_bytes_total Bytes judged by the gate, by verdict reason.\n");
+	printf("# TYPE relaygate_bytes_total counter\n");
+	for (i = 0; i < RG_VERDICT_MAX; i++)
+		printf("relaygate_bytes_total{reason=\"%s\"} %llu\n", rg_stat_name((unsigned)i),
+		       (unsigned long long)ctr[i].bytes);
+	printf("# HELP relaygate_rst_sent_total RST+ACK answers sent to dropped SYNs.\n");
+	printf("# TYPE relaygate_rst_sent_total counter\n");
+	printf("relaygate_rst_sent_total %llu\n", (unsigned long long)ctr[RG_STAT_RST_SENT].packets);
+	printf("# HELP relaygate_events_lost_total Drop events the ring buffer refused.\n");
+	printf("# TYPE relaygate_events_lost_total counter\n");
+	printf("relaygate_events_lost_total %llu\n",
+	       (unsigned long long)ctr[RG_STAT_EVENTS_LOST].packets);
+
+	nfill = map_fill(g, fill);
+	printf("# HELP relaygate_map_entries Entries in a pinned map.\n");
+	printf("# TYPE relaygate_map_entries gauge\n");
+	for (i = 0; i < nfill; i++)
+		if (fill[i].entries >= 0)
+			printf("relaygate_map_entries{map=\"%s\"} %ld\n", fill[i].name, fill[i].entries);
+	printf("# HELP relaygate_map_max_entries Capacity of a pinned map.\n");
+	printf("# TYPE relaygate_map_max_entries gauge\n");
+	for (i = 0; i < nfill; i++)
+		if (fill[i].max >= 0)
+			printf("relaygate_map_max_entries{map=\"%s\"} %ld\n", fill[i].name, fill[i].max);
+
+	natt = rg_gate_attachments(opt.pin_dir, att, MAX_ATT);
+	printf("# HELP relaygate_attached Interfaces the gate is attached to (1: active).\n");
+	printf("# TYPE relaygate_attached gauge\n");
+	for (i = 0; natt > 0 && i < (size_t)natt; i++) {
+		/* Interface names are [^/\s] and at most 15 bytes; escape anyway. */
+		char esc[2 * IF_NAMESIZE + 1];
+		size_t j, k = 0;
+
+		for (j = 0; att[i].ifname[j] && k + 2 < sizeof(esc); j++) {
+			if (att[i].ifname[j] == '"' || att[i].ifname[j] == '\\')
+				esc[k++] = '\\';
+			esc[k++] = att[i].ifname[j];
+		}
+		esc[k] = '\0';
+		printf("relaygate_attached{interface=\"%s\",mode=\"%s\"} %d\n", esc,
+		       rg_mode_name(att[i].mode), att[i].prog_id ? 1 : 0);
+	}
+}
+
+static void print_counters(const struct rg_counter *ctr)
+{
+	size_t i;
+
+	if (opt.json) {
+		putchar('{');
+		for (i = 0; i < RG_STAT_MAX; i++)
+			printf("%s\"%s\":{\"packets\":%llu,\"bytes\":%llu}", i ? "," : "",
+			       rg_stat_name((unsigned)i), (unsigned long long)ctr[i].packets,
+			       (unsigned long long)ctr[i].bytes);
+		printf("}\n");
+	} else {
+		struct table t;
+
+		tbl_init(&t, 3);
+		tbl_row(&t, "REASON", "PACKETS", "BYTES");
+		for (i = 0; i < RG_STAT_MAX; i++) {
+			char p[32], b[32];
+
+			snprintf(p, sizeof(p), "%llu", (unsigned long long)ctr[i].packets);
+			snprintf(b, sizeof(b), "%llu", (unsigned long long)ctr[i].bytes);
+			tbl_row(&t, rg_stat_name((unsigned)i), p, b);
+		}
+		tbl_print(&t, "");
+		tbl_free(&t);
+	}
+}
+
+static volatile sig_atomic_t stop_watch;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop_watch = 1;
+}
+
+/* Sleep sec seconds unless asked to stop; false when stopped. */
+static bool watch_sleep(uint64_t sec)
+{
+	struct timespec ts = { .tv_sec = (time_t)sec };
+
+	while (!stop_watch && nanosleep(&ts, &ts) && errno == EINTR)
+		;
+	return !stop_watch;
+}
+
+static void print_rates(const struct rg_counter *prev, const struct rg_counter *cur,
+			double secs, uint64_t interval, bool tty)
+{
+	size_t i;
+
+	if (opt.json) {
+		printf("{\"interval\":%llu,\"rates\":{", (unsigned long long)interval);
+		for (i = 0; i < RG_STAT_MAX; i++)
+			printf("%s\"%s\":{\"packets_per_sec\":%.1f,\"bytes_per_sec\":%.1f,\"packets\":%llu}",
+			       i ? "," : "", rg_stat_name((unsigned)i),
+			       (double)(cur[i].packets - prev[i].packets) / secs,
+			       (double)(cur[i].bytes - prev[i].bytes) / secs,
+			       (unsigned long long)cur[i].packets);
+		printf("}}\n");
+	} else {
+		struct table t;
+		time_t now = time(NULL);
+		char ts[32];
+
+		strftime(ts, sizeof(ts), "%H:%M:%S", localtime(&now));
+		if (tty)
+			fputs("\033[H\033[2J", stdout);
+		printf("relaygate rates at %s, every %llus (Ctrl-C stops)\n", ts,
+		       (unsigned long long)interval);
+		tbl_init(&t, 4);
+		tbl_row(&t, "REASON", "PKTS/S", "BYTES/S", "PACKETS");
+		for (i = 0; i < RG_STAT_MAX; i++) {
+			char p[32], b[32], tot[32];
+
+			snprintf(p, sizeof(p), "%.1f", (double)(cur[i].packets - prev[i].packets) / secs);
+			snprintf(b, sizeof(b), "%.1f", (double)(cur[i].bytes - prev[i].bytes) / secs);
+			snprintf(tot, sizeof(tot), "%llu", (unsigned long long)cur[i].packets);
+			tbl_row(&t, rg_stat_name((unsigned)i), p, b, tot);
+		}
+		tbl_print(&t, "");
+		tbl_free(&t);
+		if (!tty)
+			putchar('\n');
+	}
+	fflush(stdout);
+}
+
+static int do_stats(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "watch", required_argument, NULL, 'w' },
+		{ "count", required_argument, NULL, 'c' },
+		{ "prometheus", no_argument, NULL, 'P' },
+		{ 0 },
+	};
+	struct rg_counter prev[RG_STAT_MAX], cur[RG_STAT_MAX];
+	const char *watch_s = NULL, *count_s = NULL;
+	uint64_t interval = 0, t0, t1;
+	unsigned long count = 0, k;
+	bool prom = false, tty;
+	struct sigaction sa;
+	struct rg_gate g;
+	int c, rc = EXIT_OK;
+
+	opt_reset();
+	while ((c = next_opt(argc, argv, lo)) != -1) {
+		if (c == 'w')
+			watch_s = optarg;
+		else if (c == 'c')
+			count_s = optarg;
+		else if (c == 'P')
+			prom = true;
+		else
+			return EXIT_USAGE;
+	}
+	if (argc - optind)
+		return usage_err("takes no arguments");
+	if (prom && (watch_s || opt.json))
+		return usage_err("--prometheus goes with neither --watch nor --json");
+	if (count_s && !watch_s)
+		return usage_err("--count needs --watch");
+	if (watch_s) {
+		if (parse_ttl_arg("--watch", watch_s, &interval))
+			return EXIT_FAIL;
+		if (interval > WATCH_MAX_SEC)
+			return failed("--watch %s: at most %ds", shown(watch_s), WATCH_MAX_SEC);
+	}
+	if (count_s) {
+		char *end;
+
+		errno = 0;
+		count = strtoul(count_s, &end, 10);
+		if (errno || *end || count_s[0] < '0' || count_s[0] > '9' || !count || count > 1000000)
+			return failed("--count %s: not a number from 1 to 1000000", shown(count_s));
+	}
+	if (open_gate(&g, false))
+		return EXIT_FAIL;
+	if (rg_stats_read(&g, cur)) {
+		failed("%s", g.err);
+		rg_gate_close(&g);
+		return EXIT_FAIL;
+	}
+	if (!watch_s) {
+		if (prom)
+			print_prometheus(&g, cur);
+		else
+			print_counters(cur);
+		rg_gate_close(&g);
+		return EXIT_OK;
+	}
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	tty = isatty(STDOUT_FILENO) && !opt.json;
+	t0 = rg_now_ns();
+	for (k = 0; !count || k < count; k++) {
+		memcpy(prev, cur, sizeof(cur));
+		if (!watch_sleep(interval))
+			break;
+		if (rg_stats_read(&g, cur)) {
+			rc = failed("%s", g.err);
+			break;
+		}
+		t1 = rg_now_ns();
+		print_rates(prev, cur, t1 > t0 ? (double)(t1 - t0) / 1e9 : 1.0, interval, tty);
+		t0 = t1;
+	}
+	rg_gate_close(&g);
+	return rc;
+}
+
+/* ----------------------------------------------------------------- event */
+
+static int do_event(int argc, char **argv, enum rg_event_kind kind)
+{
+	static const struct option lo[] = {
+		{ "service", required_argument, NULL, 's' },
+		{ "socket", required_argument, NULL, 'S' },
+		{ 0 },
+	};
+	const char *service = NULL, *user;
+	char addr[RG_ADDRSTRLEN], err[512];
+	enum rg_service svc;
+	struct rg_addr a;
+	size_t i;
+	int c;
+
+	opt_reset();
+	while ((c = next_opt(argc, argv, lo)) != -1) {
+		if (c == 's')
+			service = optarg;
+		else if (c == 'S')
+			opt.socket = optarg;
+		else
+			return EXIT_USAGE;
+	}
+	if (argc - optind != 2)
+		return usage_err("%s", argc - optind < 2 ? "needs ADDR and USER" : "too many arguments");
+	if (parse_addr_arg(argv[optind], &a))
+		return EXIT_FAIL;
+	user = argv[optind + 1];
+	if (!*user || strlen(user) >= RG_EVENT_USER_MAX)
+		return failed("user %s: must be 1..%d bytes", shown(user), RG_EVENT_USER_MAX - 1);
+	for (i = 0; user[i]; i++)
+		if ((unsigned char)user[i] <= 0x20 || (unsigned char)user[i] >= 0x7f)
+			return failed("user %s: printable characters without spaces only", shown(user));
+	if (service && rg_service_parse(service, &svc))
+		return failed("service %s: unknown (pop3, imap, smtp or other)", shown(service));
+	rg_addr_str(&a, addr, sizeof(addr));
+	if (rg_control_request(opt.socket, kind, addr, user, service, err, sizeof(err)))
+		return failed("%s", err);
+	done("%s of %s from %s reported to the daemon", kind == RG_EV_LOGIN ? "login" : "failure",
+	     user, addr);
+	return EXIT_OK;
+}
+
+static int do_event_login(int argc, char **argv)
+{
+	return do_event(argc, argv, RG_EV_LOGIN);
+}
+
+static int do_event_failure(int argc, char **argv)
+{
+	return do_event(argc, argv, RG_EV_FAILURE);
+}
+
+/* --------------------------------------------------------- command table */
+
+struct cmd {
+	const char *object;
+	const char *verb;       /* NULL: the object is the whole command */
+	int (*fn)(int argc, char **argv);
+	const char *usage;
+};
+
+static const struct cmd cmds[] = {
+	{ "attach", NULL, do_attach, "attach IFACE [--mode xdp|xdp-generic|tc] [--ports 465,587] [--reject drop|rst]" },
+	{ "detach", NULL, do_detach, "detach IFACE" },
+	{ "status", NULL, do_status, "status" },
+	{ "purge", NULL, do_purge, "purge" },
+	{ "trust", "add", do_trust_add, "trust add CIDR..." },
+	{ "trust", "del", do_trust_del, "trust del CIDR..." },
+	{ "trust", "list", do_trust_list, "trust list" },
+	{ "trust-iface", "add", do_tiface_add, "trust-iface add IFACE..." },
+	{ "trust-iface", "del", do_tiface_del, "trust-iface del IFACE..." },
+	{ "trust-iface", "list", do_tiface_list, "trust-iface list" },
+	{ "grant", "add", do_grant_add, "grant add ADDR [--ttl 30m] [--user NAME]" },
+	{ "grant", "del", do_grant_del, "grant del ADDR | --user NAME" },
+	{ "grant", "list", do_grant_list, "grant list" },
+	{ "deny", "add", do_deny_add, "deny add ADDR [--ttl 1h]" },
+	{ "deny", "del", do_deny_del, "deny del ADDR" },
+	{ "deny", "list", do_deny_list, "deny list" },
+	{ "ports", "set", do_ports_set, "ports set PORT[,PORT...]" },
+	{ "ports", "list", do_ports_list, "ports list" },
+	{ "stats", NULL, do_stats, "stats [--watch SECONDS [--count N]] [--prometheus]" },
+	{ "event", "login", do_event_login, "event login ADDR USER [--service pop3] [--socket PATH]" },
+	{ "event", "failure", do_event_failure, "event failure ADDR USER [--service pop3] [--socket PATH]" },
+};
+
+#define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
+
+static void help(void)
+{
+	size_t i;
+
+	printf("usage: relaygatectl [--pin-dir DIR] [--json] [--socket PATH] [-v] COMMAND...\n"
+	       "\n"
+	       "Gate SMTP submission ports with XDP/TC: only trusted interfaces, trusted\n"
+	       "subnets and recently authenticated sources may connect.\n"
+	       "\n"
+	       "Commands:\n");
+	for (i = 0; i < NCMDS; i++)
+		printf("  relaygatectl %s\n", cmds[i].usage);
+	printf("\n"
+	       "Global options:\n"
+	       "  --pin-dir DIR   pinned maps and attachments (default %s)\n"
+	       "  --json          machine-readable output of listings\n"
+	       "  --socket PATH   daemon control socket for `event` (default %s)\n"
+	       "  -v, --verbose   show libbpf's messages\n"
+	       "  -h, --help      this text;  -V, --version  the version\n"
+	       "\n"
+	       "Durations: 90s, 30m, 2h, 1d, 1h30m or bare seconds.\n"
+	       "`purge` removes the pinned maps once no interface is attached (needed when an\n"
+	       "upgrade changes the map layout).\n"
+	       "Exit status: 0 done, 1 failed (nothing changed), 2 usage.\n",
+	       RG_PIN_DIR_DEFAULT, RG_CONTROL_SOCKET_DEFAULT);
+}
+
+static const char *verbs_of(const char *object, char *buf, size_t len)
+{
+	size_t i, off = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < NCMDS; i++) {
+		if (strcmp(cmds[i].object, object) || !cmds[i].verb)
+			continue;
+		off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? ", " : "", cmds[i].verb);
+		if (off >= len)
+			break;
+	}
+	return buf;
+}
+
+static int dispatch(int argc, char **argv)
+{
+	const char *object = argv[0];
+	bool known = false;
+	char verbs[128];
+	size_t i;
+
+	for (i = 0; i < NCMDS; i++) {
+		if (strcmp(cmds[i].object, object))
+			continue;
+		known = true;
+		if (!cmds[i].verb) {
+			snprintf(cmd_name, sizeof(cmd_name), "%s", object);
+			cmd_usage = cmds[i].usage;
+			return cmds[i].fn(argc, argv);
+		}
+		if (argc > 1 && !strcmp(cmds[i].verb, argv[1])) {
+			snprintf(cmd_name, sizeof(cmd_name), "%s %s", object, argv[1]);
+			cmd_usage = cmds[i].usage;
+			return cmds[i].fn(argc - 1, argv + 1);
+		}
+	}
+	if (!known) {
+		if (!strcmp(object, "help")) {
+			help();
+			return EXIT_OK;
+		}
+		if (!strcmp(object, "version")) {
+			printf("relaygatectl %s (map ABI v%d)\n", RELAYGATE_VERSION, RG_ABI_VERSION);
+			return EXIT_OK;
+		}
+		return usage_err("unknown command %s", shown(object));
+	}
+	snprintf(cmd_name, sizeof(cmd_name), "%s", object);
+	verbs_of(object, verbs, sizeof(verbs));
+	if (argc < 2)
+		return usage_err("missing verb (%s)", verbs);
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		for (i = 0; i < NCMDS; i++)
+			if (!strcmp(cmds[i].object, object))
+				printf("usage: relaygatectl %s\n", cmds[i].usage);
+		return EXIT_OK;
+	}
+	return usage_err("unknown verb %s (%s)", shown(argv[1]), verbs);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "pin-dir", required_argument, NULL, 'd' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 },
+	};
+	int c, rc;
+
+	rg_log_init("relaygatectl", false, RG_LOG_INFO);
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:vhV", lo, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			if (!*optarg)
+				return usage_err("--pin-dir needs a directory");
+			opt.pin_dir = optarg;
+			break;
+		case 'j':
+			opt.json = true;
+			break;
+		case 's':
+			opt.socket = optarg;
+			break;
+		case 'v':
+			opt.verbose = true;
+			break;
+		case 'h':
+			help();
+			return EXIT_OK;
+		case 'V':
+			printf("relaygatectl %s (map ABI v%d)\n", RELAYGATE_VERSION, RG_ABI_VERSION);
+			return EXIT_OK;
+		case ':':
+			return usage_err("option %s needs a value", shown(argv[optind - 1]));
+		default:
+			if (optopt)
+				return usage_err("unknown option -%c", optopt);
+			return usage_err("unknown option %s", shown(argv[optind - 1]));
+		}
+	}
+	if (opt.verbose)
+		rg_log_init("relaygatectl", false, RG_LOG_DEBUG);
+	rg_log_libbpf(opt.verbose);
+	if (optind >= argc)
+		return usage_err("missing command");
+	rc = dispatch(argc - optind, argv + optind);
+	if (fflush(stdout) || ferror(stdout)) {
+		if (rc == EXIT_OK)
+			rc = failed("writing the output: %s", strerror(errno));
+	}
+	return rc;
+}
