@@ -42,10 +42,9 @@
 #define RG_VLAN_MAX    2
 /* IPv6 extension headers we walk before giving up (drop_malformed). Real
  * traffic carries one or two; eight leaves room for odd stacks while keeping
- * the unrolled walk small for the verifier. */
-#ifndef RG_IP6_EXT_MAX
+ * the walk's verification small (each step is a loop iteration the verifier
+ * follows). */
 #define RG_IP6_EXT_MAX 8
-#endif
 
 /* IPv4 frag_off bits (host order). */
 #define RG_IP_DF      0x4000

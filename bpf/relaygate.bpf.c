@@ -61,14 +61,19 @@ int rg_tc(struct __sk_buff *skb)
 		r = rg_decide((void *)(long)skb->data, (void *)(long)skb->data_end, skb->ifindex,
 			      skb->len, 0);
 	}
+	/* TC_ACT_UNSPEC, not TC_ACT_OK: a passed packet goes on to the
+	 * other filters on this ingress hook (we sit at priority 1); OK
+	 * would end the chain and skip the admin's own filters. */
 	if (r.act == RG_ACT_PASS)
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	if (r.act == RG_ACT_REPLY) {
 		__u32 rlen = rg_reply((void *)(long)skb->data, (void *)(long)skb->data_end, &r, 1);
 
-		/* Shrink to the reply (this also drops a CHECKSUM_COMPLETE
-		 * that no longer matches), then send it out of the interface
-		 * it came in on; a hw-accelerated VLAN tag stays on the skb. */
+		/* Shrink to the reply (a shrink also turns a stale
+		 * CHECKSUM_COMPLETE into CHECKSUM_NONE; egress does not use
+		 * it either way), then send it out of the interface it came
+		 * in on; a hw-accelerated VLAN tag stays on the skb. For a
+		 * CHECKSUM_PARTIAL skb see rg_tcp_check(). */
 		if (!rlen || bpf_skb_change_tail(skb, rlen, 0))
 			return TC_ACT_SHOT;
 		rg_count(RG_STAT_RST_SENT, rlen);

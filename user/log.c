@@ -58,7 +58,7 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	while (n && buf[n - 1] == '\n')
 		buf[--n] = '\0';
 	/* Our own errors say what failed and why; libbpf's detail is for -v. */
-	rg_log(libbpf_verbose ? RG_LOG_WARN : RG_LOG_DEBUG, "libbpf: %s", buf);
+	rg_log(libbpf_verbose ? RG_LOG_WARN : RG_LOG_DEBUG, "%s", buf);
 	return 0;
 }
 

@@ -344,13 +344,12 @@ static bool warn_ok(struct rg_policy *p)
 }
 
 /* Who is on the other end, for a log line. */
-static void peer_str(struct rg_policy *p, int fd, char *buf, size_t len)
+static void peer_str(int fd, char *buf, size_t len)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	char a[INET6_ADDRSTRLEN];
 
-	(void)p;
 	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
 		if (ss.ss_family == AF_INET) {
 			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
@@ -477,7 +476,7 @@ static void conn_malformed(struct rg_policy *p, struct conn *c, const char *why)
 
 	p->st.malformed++;
 	if (warn_ok(p)) {
-		peer_str(p, c->fd, peer, sizeof(peer));
+		peer_str(c->fd, peer, sizeof(peer));
 		rg_warn("policy: malformed request from %s: %s; closing without an answer",
 			peer, why);
 	}
@@ -717,7 +716,7 @@ static void expire(struct rg_policy *p, uint64_t now)
 	while ((c = p->lists[L_BUSY].head) && c->deadline <= now) {
 		p->st.timeouts++;
 		if (warn_ok(p)) {
-			peer_str(p, c->fd, peer, sizeof(peer));
+			peer_str(c->fd, peer, sizeof(peer));
 			if (c->out_len)
 				rg_warn("policy: %s does not read its answer: closing", peer);
 			else
@@ -939,8 +938,9 @@ static int parse_port(const char *s, unsigned *port)
 	return 0;
 }
 
-static int listen_inet(struct rg_policy *p, const char *spec, char *err, size_t errlen)
+static int listen_inet(struct rg_policy *p, const char *text, char *err, size_t errlen)
 {
+	const char *spec = strncmp(text, "inet:", 5) ? text : text + 5;
 	struct sockaddr_storage ss = { 0 };
 	socklen_t sl;
 	char host[INET6_ADDRSTRLEN + 2], a[INET6_ADDRSTRLEN];
@@ -990,14 +990,14 @@ static int listen_inet(struct rg_policy *p, const char *spec, char *err, size_t 
 	}
 	fd = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		snprintf(err, errlen, "listen inet:%s: socket: %s", spec, strerror(errno));
+		snprintf(err, errlen, "listen %s: socket: %s", text, strerror(errno));
 		return -1;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (fam == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&ss, sl) || listen(fd, SOMAXCONN)) {
-		snprintf(err, errlen, "listen inet:%s: %s", spec, strerror(errno));
+		snprintf(err, errlen, "listen %s: %s", text, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -1020,8 +1020,8 @@ static int listen_inet(struct rg_policy *p, const char *spec, char *err, size_t 
 	p->lfd = fd;
 	return 0;
 bad:
-	snprintf(err, errlen, "listen inet:%s: expected inet:ADDRESS:PORT with a numeric address (inet:127.0.0.1:10040, inet:[::1]:10040)",
-		 spec);
+	snprintf(err, errlen, "listen %s: expected unix:/PATH or [inet:]ADDRESS:PORT with a numeric address (inet:127.0.0.1:10040, inet:[::1]:10040)",
+		 text);
 	return -1;
 }
 
@@ -1038,8 +1038,8 @@ struct rg_policy *rg_policy_new(const struct rg_policy_opts *o, char *err, size_
 		snprintf(err, errlen, "policy: no lookup function");
 		return NULL;
 	}
-	if (o->max_request && o->max_request < 256) {
-		snprintf(err, errlen, "policy: max_request %u too small (minimum 256)",
+	if (o->max_request && (o->max_request < 256 || o->max_request > (1u << 20))) {
+		snprintf(err, errlen, "policy: max_request %u out of range (256..1048576)",
 			 o->max_request);
 		return NULL;
 	}
@@ -1073,16 +1073,13 @@ struct rg_policy *rg_policy_new(const struct rg_policy_opts *o, char *err, size_
 	if (!strncmp(o->listen, "unix:", 5)) {
 		if (listen_unix(p, o->listen + 5, o, err, errlen))
 			goto fail;
-	} else if (!strncmp(o->listen, "inet:", 5)) {
-		if (listen_inet(p, o->listen + 5, err, errlen))
+	} else {
+		/* "inet:HOST:PORT", or HOST:PORT as [policy] listen also allows */
+		if (listen_inet(p, o->listen, err, errlen))
 			goto fail;
 		if (o->socket_owner && *o->socket_owner)
 			rg_warn("policy: socket_owner applies to unix sockets only; ignored for %s",
 				o->listen);
-	} else {
-		snprintf(err, errlen, "listen %s: expected unix:/PATH or inet:ADDRESS:PORT",
-			 o->listen);
-		goto fail;
 	}
 
 	p->efd = epoll_create1(EPOLL_CLOEXEC);

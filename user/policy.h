@@ -169,8 +169,8 @@ char *rg_policy_auth_str(const struct rg_policy_auth *auth, char *buf, size_t le
 
 struct rg_policy_opts {
 	/* "unix:/var/spool/postfix/private/relaygate" (absolute path),
-	 * "inet:127.0.0.1:10040" or "inet:[::1]:10040" (port 0: any free port,
-	 * see rg_policy_address). */
+	 * "inet:127.0.0.1:10040" or "inet:[::1]:10040", "inet:" optional (port
+	 * 0: any free port, see rg_policy_address). */
 	const char *listen;
 	const char *socket_owner;  /* unix: "user" or "user:group"; NULL: keep */
 	unsigned socket_mode;      /* unix: 0 = RG_POLICY_SOCKET_MODE_DEFAULT */
@@ -179,7 +179,7 @@ struct rg_policy_opts {
 	unsigned idle_timeout_ms;  /* close a connection idle this long; 0 =
 				    * default (longer than Postfix's 300 s
 				    * smtpd_policy_service_max_idle) */
-	unsigned max_request;      /* 0 = default; minimum 256 */
+	unsigned max_request;      /* 0 = default; 256 .. 1 MiB */
 	unsigned max_attrs;        /* 0 = default */
 	unsigned max_conns;        /* 0 = default; more are accepted and closed */
 	rg_policy_lookup_fn lookup;
@@ -210,10 +210,16 @@ struct rg_policy;
  * socket at the path is replaced; a live one (another instance) is an
  * error. */
 struct rg_policy *rg_policy_new(const struct rg_policy_opts *o, char *err, size_t errlen);
-/* The descriptor to watch for EPOLLIN (an epoll fd: level-triggered). */
+/* The descriptor to watch for EPOLLIN, level-triggered (no EPOLLET): an
+ * epoll fd that is readable while anything of ours is ready. */
 int rg_policy_fd(const struct rg_policy *p);
-/* Handle whatever is ready: accept, read, answer, write, expire timeouts.
- * Never blocks. Returns 0, or -errno if the server's own epoll failed. */
+/* Handle what is ready: accept, read, answer, write, expire timeouts.
+ * Never blocks; does a bounded amount of work (up to 512 events) so the
+ * caller's other sources are not starved under a flood, and the fd stays
+ * readable if more is pending. Returns 0, or -errno if the server's own
+ * epoll failed. Not thread-safe: call every rg_policy_* function of one
+ * server from the same thread (the lookup callback runs in it too, and
+ * must not block: a map lookup is a few microseconds). */
 int rg_policy_process(struct rg_policy *p);
 /* The bound address, "unix:/path" or "inet:127.0.0.1:43512". */
 const char *rg_policy_address(const struct rg_policy *p);

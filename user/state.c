@@ -303,19 +303,22 @@ static const char *parse_user(const char *s, char user[RG_USER_LEN])
 	return NULL;
 }
 
-/* Index of name among names(0..max-1), or -1. */
-static int lookup(const char *s, const char *(*name)(unsigned), unsigned max)
+/* The enum value named s (by gatemaps' names), or -1. */
+static int origin_parse(const char *s)
 {
-	unsigned i;
-
-	for (i = 0; i < max; i++)
-		if (!strcmp(s, name(i)))
+	for (unsigned i = 0; i < RG_ORIGIN_MAX; i++)
+		if (!strcmp(s, rg_origin_name(i)))
 			return i;
 	return -1;
 }
 
-static const char *origin_name(unsigned i) { return rg_origin_name(i); }
-static const char *service_name(unsigned i) { return rg_service_name(i); }
+static int service_parse(const char *s)
+{
+	for (unsigned i = 0; i < RG_SERVICE_MAX; i++)
+		if (!strcmp(s, rg_service_name(i)))
+			return i;
+	return -1;
+}
 
 /* Expiry in Unix seconds -> boot time; NULL, or why not ("expired" too). */
 static const char *parse_expiry(const char *s, const struct rg_state_clocks *now,
@@ -376,14 +379,14 @@ static const char *parse_entry(char *line, const struct rg_state_clocks *now,
 		return why;
 	if (!parse_u64(f[3], &since) || since > UINT64_MAX / NSEC)
 		return "bad start time";
-	origin = lookup(f[4], origin_name, RG_ORIGIN_MAX);
+	origin = origin_parse(f[4]);
 	if (origin < 0)
 		return "unknown origin";
 
 	if (f[0][0] == 'g') {
 		struct rg_grant g = { .origin = origin };
 
-		service = lookup(f[5], service_name, RG_SERVICE_MAX);
+		service = service_parse(f[5]);
 		if (service < 0)
 			return "unknown service";
 		g.service = service;

@@ -31,7 +31,11 @@
 # lab_down is idempotent and removes everything lab_* made, also after a
 # partial lab_up: namespaces (and with them every veth and tc filter),
 # processes started by lab_spawn / lab_listen / lab_session_open (by PID),
-# pin directories made by lab_pin_new, and the scratch directory.
+# pin directories made by lab_pin_new, and the scratch directory. Before
+# all that it runs the commands in LAB_DOWN_HOOKS (lab_on_down CMD adds
+# one; they run newest first, once), so helpers that start services with
+# their own way to stop (tests/e2e/mail.sh: Postfix, Dovecot) stop them
+# while the namespaces still exist.
 #
 # Run directly (bash tests/e2e/lab.sh) it tests itself and prints TAP.
 # shellcheck disable=SC2034  # LAB_* variables are for the scripts sourcing this
@@ -75,6 +79,7 @@ LAB_NSS=()          # namespaces made
 LAB_PIDS=()         # process group leaders started
 LAB_PINS=()         # pin directories made
 LAB_DIR=            # scratch directory
+LAB_DOWN_HOOKS=()   # commands lab_down runs first (lab_on_down)
 declare -A LAB_SESS_FD=() LAB_SESS_PID=() LAB_SESS_OUT=()
 
 lab_log() { [ -n "${LAB_VERBOSE:-}" ] && echo "# lab: $*" >&2; return 0; }
@@ -407,8 +412,16 @@ lab_stat_index() {
 		}' "$h"
 }
 
+# lab_on_down CMD: run CMD (eval'd) at the start of lab_down, before any
+# process or namespace of the lab goes.
+lab_on_down() { LAB_DOWN_HOOKS+=("$*"); }
+
 lab_down() {
-	local name pid ns p
+	local name pid ns p i
+	for ((i = ${#LAB_DOWN_HOOKS[@]} - 1; i >= 0; i--)); do
+		eval "${LAB_DOWN_HOOKS[$i]}" || true
+	done
+	LAB_DOWN_HOOKS=()
 	for name in "${!LAB_SESS_FD[@]}"; do
 		p=${LAB_SESS_FD[$name]}
 		exec {p}>&- 2>/dev/null

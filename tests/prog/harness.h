@@ -501,7 +501,7 @@ static inline enum h_verdict h_map_verdict(enum h_prog prog, uint32_t rv)
 	if (prog == H_XDP)
 		return rv == XDP_PASS ? HV_PASS : rv == XDP_DROP ? HV_DROP :
 		       rv == XDP_TX ? HV_TX : HV_OTHER;
-	return rv == TC_ACT_OK ? HV_PASS : rv == TC_ACT_SHOT ? HV_DROP :
+	return rv == (uint32_t)TC_ACT_UNSPEC ? HV_PASS : rv == TC_ACT_SHOT ? HV_DROP :
 	       rv == TC_ACT_REDIRECT ? HV_TX : HV_OTHER;
 }
 

@@ -421,7 +421,7 @@ int main(void)
 	t_ok(rb != NULL, "ring buffer opens");
 
 	struct bpf_program *progs[2] = { px, pt };
-	uint32_t pass_ret[2] = { XDP_PASS, TC_ACT_OK }, drop_ret[2] = { XDP_DROP, TC_ACT_SHOT };
+	uint32_t pass_ret[2] = { XDP_PASS, (uint32_t)TC_ACT_UNSPEC }, drop_ret[2] = { XDP_DROP, TC_ACT_SHOT };
 	uint32_t tx_ret[2] = { XDP_TX, TC_ACT_REDIRECT };
 
 	for (int h = 0; h < 2; h++) {

@@ -269,8 +269,19 @@ static void rm_tmpdir(void)
 {
 	char cmd[128];
 
+	if (!tmpdir[0])
+		return;
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	tmpdir[0] = '\0';
 	assert_int_equal(system(cmd), 0);
+}
+
+/* After each test, even a failed one: no directory left in /tmp. */
+static int teardown_tmp(void **state)
+{
+	(void)state;
+	rm_tmpdir();
+	return 0;
 }
 
 static struct rg_control *open_server(const char *sock, const char *group, unsigned mode,
@@ -866,15 +877,15 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_good),
 		cmocka_unit_test(test_parse_bad),
-		cmocka_unit_test(test_roundtrip),
-		cmocka_unit_test(test_garbage),
-		cmocka_unit_test(test_pipelined),
-		cmocka_unit_test(test_rate_limit),
-		cmocka_unit_test(test_permissions),
-		cmocka_unit_test(test_stalled_clients),
-		cmocka_unit_test(test_nonreading_client),
-		cmocka_unit_test(test_socket_file),
-		cmocka_unit_test(test_client_errors),
+		cmocka_unit_test_teardown(test_roundtrip, teardown_tmp),
+		cmocka_unit_test_teardown(test_garbage, teardown_tmp),
+		cmocka_unit_test_teardown(test_pipelined, teardown_tmp),
+		cmocka_unit_test_teardown(test_rate_limit, teardown_tmp),
+		cmocka_unit_test_teardown(test_permissions, teardown_tmp),
+		cmocka_unit_test_teardown(test_stalled_clients, teardown_tmp),
+		cmocka_unit_test_teardown(test_nonreading_client, teardown_tmp),
+		cmocka_unit_test_teardown(test_socket_file, teardown_tmp),
+		cmocka_unit_test_teardown(test_client_errors, teardown_tmp),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -1063,11 +1063,29 @@ static void test_listen_errors(void **state)
 	expect_new_fails(addr, "root:no-such-group-rg", "no such group");
 	assert_int_equal(access(path, F_OK), -1); /* nothing left behind */
 	expect_new_fails("inet:localhost:10040", NULL, "numeric address");
-	expect_new_fails("inet:127.0.0.1:99999", NULL, "expected inet:ADDRESS:PORT");
-	expect_new_fails("inet:127.0.0.1", NULL, "expected inet:ADDRESS:PORT");
-	expect_new_fails("inet:[::1:10040", NULL, "expected inet:ADDRESS:PORT");
-	expect_new_fails("tcp:127.0.0.1:10040", NULL, "expected unix:/PATH or inet:ADDRESS:PORT");
+	expect_new_fails("inet:127.0.0.1:99999", NULL,
+			 "listen inet:127.0.0.1:99999: expected unix:/PATH or [inet:]ADDRESS:PORT");
+	expect_new_fails("inet:127.0.0.1", NULL, "expected unix:/PATH or [inet:]ADDRESS:PORT");
+	expect_new_fails("inet:[::1:10040", NULL, "expected unix:/PATH or [inet:]ADDRESS:PORT");
+	expect_new_fails("tcp:127.0.0.1:10040", NULL,
+			 "listen tcp:127.0.0.1:10040: expected unix:/PATH or [inet:]ADDRESS:PORT");
+	expect_new_fails("/var/spool/postfix/private/relaygate", NULL,
+			 "expected unix:/PATH or [inet:]ADDRESS:PORT");
 	expect_new_fails("", NULL, "no listen address");
+	{
+		struct rg_policy_opts o = { .listen = "inet:127.0.0.1:0", .lookup = fake_lookup,
+					    .max_request = 100 };
+		char err[200];
+
+		assert_null(rg_policy_new(&o, err, sizeof(err)));
+		assert_string_equal(err, "policy: max_request 100 out of range (256..1048576)");
+		o.max_request = 2u << 20;
+		assert_null(rg_policy_new(&o, err, sizeof(err)));
+		o.max_request = 0;
+		o.lookup = NULL;
+		assert_null(rg_policy_new(&o, err, sizeof(err)));
+		assert_string_equal(err, "policy: no lookup function");
+	}
 }
 
 static void test_inet(void **state)
@@ -1082,6 +1100,15 @@ static void test_inet(void **state)
 	assert_true(atoi(rg_policy_address(s->p) + 15) > 0);
 	fd = connect_to(rg_policy_address(s->p));
 	assert_string_equal(ask(fd, "RCPT", "198.51.100.7", "a@b"), "action=OK\n\n");
+	close(fd);
+	srv_free(s);
+
+	/* without "inet:", as [policy] listen = 127.0.0.1:10040 allows */
+	o.listen = "127.0.0.1:0";
+	s = srv_new(&o);
+	assert_int_equal(strncmp(rg_policy_address(s->p), "inet:127.0.0.1:", 15), 0);
+	fd = connect_to(rg_policy_address(s->p));
+	assert_string_equal(ask(fd, "RCPT", "10.0.0.7", "a@b"), "action=OK\n\n");
 	close(fd);
 	srv_free(s);
 
