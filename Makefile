@@ -125,9 +125,40 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)OUT=$(OUT) bench/run
 
+# install: the binaries, the man pages, the systemd unit (its /usr/sbin/
+# paths rewritten to SBINDIR) and, only when there is none yet, the sample
+# config: an admin's config is never overwritten. Nothing else: systemd
+# creates the state, runtime and log directories (relaygated.service).
+# uninstall removes the same files but the config.
+SBINDIR        ?= $(PREFIX)/sbin
+MANDIR         ?= $(PREFIX)/share/man
+SYSTEMDUNITDIR ?= /lib/systemd/system
+RG_CONF_DIR    := /etc/relaygate
+RG_MAN5        := docs/relaygate.conf.5
+RG_MAN8        := docs/relaygated.8 docs/relaygatectl.8
+.PHONY: uninstall
 install: all
-	install -d $(DESTDIR)$(PREFIX)/sbin
-	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/sbin/
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(RG_CONF_DIR)
+	install -m 0755 $(BINS) $(DESTDIR)$(SBINDIR)/
+	install -m 0644 $(RG_MAN5) $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 $(RG_MAN8) $(DESTDIR)$(MANDIR)/man8/
+	sed 's|/usr/sbin/|$(SBINDIR)/|g' etc/relaygated.service > $(OUT)/relaygated.service
+	install -m 0644 $(OUT)/relaygated.service $(DESTDIR)$(SYSTEMDUNITDIR)/relaygated.service
+	@if [ -e $(DESTDIR)$(RG_CONF_DIR)/relaygate.conf ] || [ -L $(DESTDIR)$(RG_CONF_DIR)/relaygate.conf ]; then \
+		echo "kept $(DESTDIR)$(RG_CONF_DIR)/relaygate.conf (the sample is etc/relaygate.conf)"; \
+	else \
+		echo "install -m 0640 etc/relaygate.conf $(DESTDIR)$(RG_CONF_DIR)/relaygate.conf"; \
+		install -m 0640 etc/relaygate.conf $(DESTDIR)$(RG_CONF_DIR)/relaygate.conf; \
+	fi
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/relaygatectl $(DESTDIR)$(SBINDIR)/relaygated
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(RG_MAN5)))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(RG_MAN8)))
+	rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/relaygated.service
+	@[ ! -e $(DESTDIR)$(RG_CONF_DIR)/relaygate.conf ] || \
+		echo "kept $(DESTDIR)$(RG_CONF_DIR)/relaygate.conf (yours: remove it by hand)"
 
 clean:
 	rm -rf $(OUT)

@@ -327,39 +327,72 @@ static bool name_ok(const char *n, size_t max)
 	return true;
 }
 
+/*
+ * getpwnam_r/getgrnam_r with a buffer that grows on ERANGE (a group with
+ * thousands of members). 0 found, -1 not found or lookup failure.
+ */
 static int lookup_user(const char *n, uid_t *uid, gid_t *gid)
 {
 	struct passwd pw, *res = NULL;
-	char buf[4096];
 	unsigned long long id;
+	size_t size = 4096;
+	char *buf = NULL;
+	int rc;
 
 	if (!parse_uint(n, 0, 0xfffffffeULL, &id)) {
 		*uid = (uid_t)id;
-		if (getpwuid_r(*uid, &pw, buf, sizeof(buf), &res) == 0 && res)
+		buf = malloc(size);
+		if (buf && !getpwuid_r(*uid, &pw, buf, size, &res) && res)
 			*gid = pw.pw_gid;
+		free(buf);
 		return 0;
 	}
-	if (getpwnam_r(n, &pw, buf, sizeof(buf), &res) || !res)
-		return -1;
-	*uid = pw.pw_uid;
-	*gid = pw.pw_gid;
-	return 0;
+	do {
+		char *nb = realloc(buf, size);
+
+		if (!nb) {
+			rc = ENOMEM;
+			break;
+		}
+		buf = nb;
+		rc = getpwnam_r(n, &pw, buf, size, &res);
+		size *= 2;
+	} while (rc == ERANGE && size <= (1U << 22));
+	if (!rc && res) {
+		*uid = pw.pw_uid;
+		*gid = pw.pw_gid;
+	}
+	free(buf);
+	return !rc && res ? 0 : -1;
 }
 
 static int lookup_group(const char *n, gid_t *gid)
 {
 	struct group gr, *res = NULL;
-	char buf[16384];
 	unsigned long long id;
+	size_t size = 16384;
+	char *buf = NULL;
+	int rc;
 
 	if (!parse_uint(n, 0, 0xfffffffeULL, &id)) {
 		*gid = (gid_t)id;
 		return 0;
 	}
-	if (getgrnam_r(n, &gr, buf, sizeof(buf), &res) || !res)
-		return -1;
-	*gid = gr.gr_gid;
-	return 0;
+	do {
+		char *nb = realloc(buf, size);
+
+		if (!nb) {
+			rc = ENOMEM;
+			break;
+		}
+		buf = nb;
+		rc = getgrnam_r(n, &gr, buf, size, &res);
+		size *= 2;
+	} while (rc == ERANGE && size <= (1U << 22));
+	if (!rc && res)
+		*gid = gr.gr_gid;
+	free(buf);
+	return !rc && res ? 0 : -1;
 }
 
 /* ------------------------------------------------------------ key parsers */

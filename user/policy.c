@@ -150,15 +150,10 @@ bool rg_policy_wants_lookup(const struct rg_policy_request *req)
 
 static const char *service_name(enum rg_service s)
 {
-	static const char *const names[RG_SERVICE_MAX] = {
-		[RG_SERVICE_NONE] = "login",
-		[RG_SERVICE_POP3] = "pop3",
-		[RG_SERVICE_IMAP] = "imap",
-		[RG_SERVICE_SMTP] = "smtp",
-		[RG_SERVICE_OTHER] = "other",
-	};
-
-	return (unsigned)s < RG_SERVICE_MAX ? names[s] : "login";
+	/* "grant(login,...)" when the source did not say which service */
+	if (s == RG_SERVICE_NONE || (unsigned)s >= RG_SERVICE_MAX)
+		return "login";
+	return rg_service_name(s);
 }
 
 char *rg_policy_auth_str(const struct rg_policy_auth *auth, char *buf, size_t len)

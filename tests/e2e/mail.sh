@@ -46,7 +46,7 @@
 #   MAIL_POSTFIX_EXTRA      lines appended to main.cf
 #   MAIL_POSTFIX_POLICY_EOD 1: also check the policy at end-of-data
 #                           (smtpd_end_of_data_restrictions)
-# shellcheck disable=SC2034  # MAIL_* variables are for the scripts sourcing this
+# shellcheck shell=bash disable=SC2034  # MAIL_* variables are for the scripts sourcing this
 
 MAIL_DOMAIN=relaygate.test              # Postfix's mydestination
 MAIL_HOSTNAME=mail.$MAIL_DOMAIN
@@ -59,8 +59,8 @@ MAIL_POSTFIX_POLICY_EOD=${MAIL_POSTFIX_POLICY_EOD:-0}
 
 MAIL_DIR=                               # everything of ours, mode 0755
 MAIL_UID=                               # owner of the mailboxes (no passwd entry)
-MAIL_DOVECOT_CONF= MAIL_DOVECOT_LOG= MAIL_DOVECOT_PID= MAIL_DOVECOT_AUTH=
-MAIL_POSTFIX_DIR= MAIL_POSTFIX_QUEUE= MAIL_POSTFIX_LOG= MAIL_POSTFIX_PID=
+MAIL_DOVECOT_CONF='' MAIL_DOVECOT_LOG='' MAIL_DOVECOT_PID='' MAIL_DOVECOT_AUTH=''
+MAIL_POSTFIX_DIR='' MAIL_POSTFIX_QUEUE='' MAIL_POSTFIX_LOG='' MAIL_POSTFIX_PID=''
 MAIL_SWAKS_OUT=
 
 mail_err() { echo "mail: $*" >&2; }
@@ -89,7 +89,10 @@ mail_pick_uid() {
 # unprivileged processes (dovenull, dovecot, postfix, the mail uid) reach
 # their sockets and mailboxes in it.
 mail_init() {
-	[ -n "$LAB_DIR" ] && [ -d "$LAB_DIR" ] || { mail_err "lab_up first"; return 1; }
+	if [ -z "$LAB_DIR" ] || [ ! -d "$LAB_DIR" ]; then
+		mail_err "lab_up first"
+		return 1
+	fi
 	[ -n "$MAIL_DIR" ] && return 0
 	MAIL_DIR=$(mktemp -d "/tmp/rg-mail-$LAB_ID.XXXXXX") || return 1
 	chmod 0755 "$MAIL_DIR"
@@ -229,14 +232,12 @@ CONF
 	return 0
 }
 
-# mail_dovecot_start [POLICY_URL]: Dovecot in the mail namespace, ready
-# when POP3 and IMAP listen and the auth socket for Postfix exists. With
-# POLICY_URL (http://ADDR:PORT/, reachable from the mail namespace), its
-# auth process reports every authentication there.
-mail_dovecot_start() {
-	local url=${1:-} d u p pid
+# mail_dovecot_prepare [POLICY_URL]: Dovecot's directories, users and
+# dovecot.conf in MAIL_DIR/dovecot, checked with doveconf (which must have
+# nothing to say). mail_dovecot_start calls it.
+mail_dovecot_prepare() {
+	local url=${1:-} d u p
 	mail_init || return 1
-	[ -z "$MAIL_DOVECOT_PID" ] || { mail_err "dovecot already runs ($MAIL_DOVECOT_PID)"; return 1; }
 	d=$MAIL_DIR/dovecot
 	mkdir -p "$d/run" "$d/state" "$d/mail" || return 1
 	chmod 0755 "$d"
@@ -256,15 +257,30 @@ mail_dovecot_start() {
 		printf '%s\n' "$p" | sed 's/^/mail:   /' >&2
 		return 1
 	fi
+}
+
+# mail_dovecot_up PID: Dovecot (started as PID) has written its pid file,
+# listens on 110 and 143, and made the auth socket for Postfix.
+mail_dovecot_up() {
+	[ -s "$MAIL_DIR/dovecot/run/master.pid" ] && [ -S "$MAIL_DOVECOT_AUTH" ] &&
+	lab_listening "$LAB_MAIL" 110 && lab_listening "$LAB_MAIL" 143
+}
+
+# mail_dovecot_start [POLICY_URL]: Dovecot (dovecot -F -c MAIL_DOVECOT_CONF,
+# as root) in the mail namespace, ready when mail_dovecot_up (10 s at
+# most). With POLICY_URL (http://ADDR:PORT/, reachable from the mail
+# namespace) its auth process reports every authentication there.
+mail_dovecot_start() {
+	local pid
+	[ -z "$MAIL_DOVECOT_PID" ] || { mail_err "dovecot already runs ($MAIL_DOVECOT_PID)"; return 1; }
+	mail_dovecot_prepare "$@" || return 1
+	# Leftovers of an earlier run in this MAIL_DIR must not look ready.
+	rm -f "$MAIL_DIR/dovecot/run/master.pid" "$MAIL_DOVECOT_AUTH"
 	lab_spawn "$LAB_MAIL" dovecot-master dovecot -F -c "$MAIL_DOVECOT_CONF"
 	pid=$LAB_SPAWNED
-	if ! lab_poll 10 eval "[ -s '$d/run/master.pid' ] && [ -S '$MAIL_DOVECOT_AUTH' ] &&
-			lab_listening '$LAB_MAIL' 110 && lab_listening '$LAB_MAIL' 143 || ! kill -0 $pid 2>/dev/null"; then
-		:
-	fi
-	MAIL_DOVECOT_PID=$(cat "$d/run/master.pid" 2>/dev/null)
-	if [ -z "$MAIL_DOVECOT_PID" ] || ! kill -0 "$MAIL_DOVECOT_PID" 2>/dev/null ||
-	   ! lab_listening "$LAB_MAIL" 110 || ! lab_listening "$LAB_MAIL" 143 || [ ! -S "$MAIL_DOVECOT_AUTH" ]; then
+	lab_poll 10 eval "mail_dovecot_up || ! kill -0 $pid 2>/dev/null"
+	MAIL_DOVECOT_PID=$(cat "$MAIL_DIR/dovecot/run/master.pid" 2>/dev/null)
+	if ! mail_dovecot_up || ! kill -0 "${MAIL_DOVECOT_PID:-$pid}" 2>/dev/null; then
 		mail_err "dovecot did not come up (pid ${MAIL_DOVECOT_PID:-none}); its output and log:"
 		cat "$LAB_DIR/dovecot-master.log" "$MAIL_DOVECOT_LOG" 2>/dev/null | tail -n 20 | sed 's/^/mail:   /' >&2
 		MAIL_DOVECOT_PID=$pid
@@ -408,16 +424,13 @@ postlog    unix-dgram n  -      n      -      1       postlogd
 CONF
 }
 
-# mail_postfix_start [POLICY]: Postfix in the mail namespace with its own
-# config directory (MAIL_POSTFIX_DIR), queue and data directories. POLICY
-# (e.g. unix:private/relaygate or inet:127.0.0.1:10040) puts
-# check_policy_service { POLICY, default_action=DUNNO } into
-# smtpd_relay_restrictions. SMTP AUTH on 587 goes through Dovecot's auth
-# socket if mail_dovecot_start ran before.
-mail_postfix_start() {
-	local policy=${1:-} p sasl= out
+# mail_postfix_prepare [POLICY] [SASL_PATH]: Postfix's config, queue and
+# data directories in MAIL_DIR/postfix, main.cf and master.cf, checked with
+# postconf (which must have nothing to say). SASL_PATH: Dovecot's auth
+# socket for SMTP AUTH on 587 (none: no AUTH). mail_postfix_start calls it.
+mail_postfix_prepare() {
+	local policy=${1:-} sasl=${2:-} p out
 	mail_init || return 1
-	[ -z "$MAIL_POSTFIX_PID" ] || { mail_err "postfix already runs ($MAIL_POSTFIX_PID)"; return 1; }
 	p=$MAIL_DIR/postfix
 	MAIL_POSTFIX_DIR=$p/etc
 	MAIL_POSTFIX_QUEUE=$p/queue
@@ -425,25 +438,49 @@ mail_postfix_start() {
 	mkdir -p "$MAIL_POSTFIX_DIR" "$MAIL_POSTFIX_QUEUE" "$p/data" || return 1
 	chmod 0755 "$p" "$MAIL_POSTFIX_DIR" "$MAIL_POSTFIX_QUEUE"
 	chown postfix "$p/data" && chmod 0700 "$p/data" || return 1
-	[ -n "$MAIL_DOVECOT_PID" ] && [ -S "$MAIL_DOVECOT_AUTH" ] && sasl=$MAIL_DOVECOT_AUTH
 	mail_postfix_main_cf "$policy" "$sasl" >"$MAIL_POSTFIX_DIR/main.cf" &&
 	mail_postfix_master_cf "$sasl" >"$MAIL_POSTFIX_DIR/master.cf" || return 1
+	# postconf warns about unknown parameters and bad master.cf lines.
+	if ! out=$(postconf -c "$MAIL_POSTFIX_DIR" -n 2>&1 >/dev/null &&
+		   postconf -c "$MAIL_POSTFIX_DIR" -M 2>&1 >/dev/null) || [ -n "$out" ]; then
+		mail_err "postconf is not happy with $MAIL_POSTFIX_DIR:"
+		printf '%s\n' "$out" | sed 's/^/mail:   /' >&2
+		return 1
+	fi
+}
+
+# mail_postfix_start [POLICY]: Postfix in the mail namespace with its own
+# config directory (MAIL_POSTFIX_DIR), queue (MAIL_POSTFIX_QUEUE) and data
+# directories: postfix -c DIR check (silent), then postfix -c DIR start;
+# ready when 25 and 587 listen (10 s at most). POLICY (e.g.
+# unix:private/relaygate, which is MAIL_POSTFIX_QUEUE/private/relaygate, or
+# inet:127.0.0.1:10040) puts check_policy_service { POLICY,
+# default_action=DUNNO } into smtpd_relay_restrictions: until a server
+# answers there Postfix goes on as if it said DUNNO. SMTP AUTH on 587 goes
+# through Dovecot's auth socket if mail_dovecot_start ran before.
+mail_postfix_start() {
+	local sasl='' out
+	[ -z "$MAIL_POSTFIX_PID" ] || { mail_err "postfix already runs ($MAIL_POSTFIX_PID)"; return 1; }
+	[ -n "$MAIL_DOVECOT_PID" ] && [ -S "$MAIL_DOVECOT_AUTH" ] && sasl=$MAIL_DOVECOT_AUTH
+	mail_postfix_prepare "${1:-}" "$sasl" || return 1
 	# postfix check makes the queue's subdirectories (post-install
-	# create-missing) and must have nothing to say. It prints its fatal
-	# errors only to a terminal (or the maillog): script gives it one.
-	# In the mail namespace: it checks that inet_interfaces are local.
-	out=$(ip netns exec "$LAB_MAIL" script -qec "postfix -c '$MAIL_POSTFIX_DIR' check" /dev/null 2>&1 | tr -d '\r')
+	# create-missing) and must have nothing to say. It runs in the mail
+	# namespace (the postfix command refuses inet_interfaces it cannot
+	# see) and gets a terminal from script: it prints its fatal errors
+	# only to one (or to the maillog).
+	out=$(mail_postfix_tty check 2>&1)
 	if [ -n "$out" ]; then
 		mail_err "postfix check is not happy with $MAIL_POSTFIX_DIR:"
 		printf '%s\n' "$out" | sed 's/^/mail:   /' >&2
 		return 1
 	fi
-	if ! out=$(ip netns exec "$LAB_MAIL" script -qec "postfix -c '$MAIL_POSTFIX_DIR' start" /dev/null 2>&1); then
+	if ! out=$(mail_postfix_tty start 2>&1); then
 		mail_err "postfix did not start:"
-		printf '%s\n' "$out" | tr -d '\r' | sed 's/^/mail:   /' >&2
+		printf '%s\n' "$out" | sed 's/^/mail:   /' >&2
 		tail -n 10 "$MAIL_POSTFIX_LOG" 2>/dev/null | sed 's/^/mail:   /' >&2
 		return 1
 	fi
+	# postfix start returns once the master is ready (master -w).
 	MAIL_POSTFIX_PID=$(awk '{ print $1; exit }' "$MAIL_POSTFIX_QUEUE/pid/master.pid" 2>/dev/null)
 	if [ -z "$MAIL_POSTFIX_PID" ] || ! kill -0 "$MAIL_POSTFIX_PID" 2>/dev/null ||
 	   ! lab_wait_listen "$LAB_MAIL" 25 10 || ! lab_wait_listen "$LAB_MAIL" 587 10; then
@@ -452,6 +489,15 @@ mail_postfix_start() {
 		return 1
 	fi
 	lab_log "postfix $MAIL_POSTFIX_PID up: $MAIL_POSTFIX_DIR"
+}
+
+# mail_postfix_tty ARGS...: mail_postfix with a terminal (script), output
+# without carriage returns; the exit status is postfix's.
+mail_postfix_tty() {
+	local q
+	printf -v q ' %q' "$@"
+	ip netns exec "$LAB_MAIL" script -qec "postfix -c '$MAIL_POSTFIX_DIR'$q" /dev/null | tr -d '\r'
+	return "${PIPESTATUS[0]}"
 }
 
 # mail_postfix_stop: postfix stop (SIGTERM to the master), and wait until
@@ -512,7 +558,81 @@ mail_down() {
 	mail_postfix_stop
 	mail_dovecot_stop
 	[ -n "$MAIL_DIR" ] && rm -rf "$MAIL_DIR"
-	MAIL_DIR= MAIL_DOVECOT_CONF= MAIL_DOVECOT_LOG= MAIL_DOVECOT_AUTH=
-	MAIL_POSTFIX_DIR= MAIL_POSTFIX_QUEUE= MAIL_POSTFIX_LOG=
+	MAIL_DIR='' MAIL_DOVECOT_CONF='' MAIL_DOVECOT_LOG='' MAIL_DOVECOT_AUTH=''
+	MAIL_POSTFIX_DIR='' MAIL_POSTFIX_QUEUE='' MAIL_POSTFIX_LOG=''
 	return 0
 }
+
+# --- self-test: bash tests/e2e/mail.sh ------------------------------------
+# The configurations mail_*_prepare write, checked with doveconf and
+# postconf without starting anything (no namespace, no server);
+# tests/e2e/test_mail_lab.sh runs the servers for real.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	. "$(dirname "$0")/lab.sh"
+	. "$(dirname "$0")/../lib.sh"
+	t_need_root "mail.sh self-test"
+	LAB_DIR=$(mktemp -d "/tmp/rg-mailself-$$.XXXXXX")
+	t_cleanup "rm -rf '$LAB_DIR'"
+	t_cleanup mail_down
+	# MAIL_DIR made here: the checks below run in subshells (check), and
+	# one made there would be lost to mail_down.
+	mail_init || { not_ok "mail: mail_init makes MAIL_DIR"; t_done; }
+	dc() { doveconf -c "$MAIL_DOVECOT_CONF" -h "$1" 2>/dev/null; }
+	pc() { postconf -c "$MAIL_POSTFIX_DIR" -h "$1" 2>/dev/null; }
+	want_listen="$LAB_MAIL4, $LAB_MAIL6, $LAB_MAILVPN4, $LAB_MAILVPN6"
+
+	check "mail: mail_dovecot_prepare writes a dovecot.conf doveconf accepts silently" mail_dovecot_prepare
+	mail_dovecot_prepare >/dev/null 2>&1
+	check_eq "mail: Dovecot listens on every lab address of the mail host" "$want_listen" "$(dc listen)"
+	check "mail: base_dir and state_dir are in MAIL_DIR ($MAIL_DIR)" \
+		eval '[[ $(dc base_dir) == "$MAIL_DIR"/* && $(dc state_dir) == "$MAIL_DIR"/* ]]'
+	check_eq "mail: log_path and info_log_path are MAIL_DOVECOT_LOG" \
+		"$MAIL_DOVECOT_LOG $MAIL_DOVECOT_LOG" "$(dc log_path) $(dc info_log_path)"
+	check_eq "mail: auth_verbose, plaintext auth without TLS, plain and login" \
+		"yes no no plain login" "$(dc auth_verbose) $(dc disable_plaintext_auth) $(dc ssl) $(dc auth_mechanisms)"
+	check_eq "mail: no auth policy push unless asked" "" "$(dc auth_policy_server_url)"
+	check_eq "mail: the passwd-file holds alice and bob, readable by group dovecot only" \
+		"alice bob root:dovecot:640" \
+		"$(cut -d: -f1 "$MAIL_DIR/dovecot/users" | xargs) $(stat -c %U:%G:%a "$MAIL_DIR/dovecot/users")"
+	mail_dovecot_prepare http://127.0.0.1:10040/ >/dev/null 2>&1
+	check_eq "mail: mail_dovecot_prepare URL sets the auth policy push" \
+		"http://127.0.0.1:10040/ yes x" \
+		"$(dc auth_policy_server_url) $(dc auth_policy_report_after_auth) $(dc auth_policy_hash_nonce)"
+	MAIL_DOVECOT_EXTRA="no_such_setting = 1"
+	check "mail: a bad MAIL_DOVECOT_EXTRA makes mail_dovecot_prepare fail, naming it" \
+		eval '! out=$(mail_dovecot_prepare 2>&1) && grep -q "no_such_setting" <<<"$out"'
+	MAIL_DOVECOT_EXTRA=
+
+	check "mail: mail_postfix_prepare writes main.cf and master.cf postconf accepts silently" mail_postfix_prepare
+	mail_postfix_prepare >/dev/null 2>&1
+	check_eq "mail: Postfix listens on every lab address of the mail host" "$want_listen" "$(pc inet_interfaces)"
+	check_eq "mail: every transport discards; mynetworks is 127.0.0.0/8" \
+		"discard discard discard 127.0.0.0/8" \
+		"$(pc default_transport) $(pc relay_transport) $(pc local_transport) $(pc mynetworks)"
+	check_eq "mail: without POLICY the relay restrictions have no policy service" \
+		"permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination" \
+		"$(pc smtpd_relay_restrictions | xargs)"
+	check_eq "mail: queue, data directory and maillog_file are in MAIL_DIR" \
+		"$MAIL_DIR/postfix/queue $MAIL_DIR/postfix/data $MAIL_DIR/postfix.log" \
+		"$(pc queue_directory) $(pc data_directory) $(pc maillog_file)"
+	check_eq "mail: a queue id at RCPT (smtpd_delay_open_until_valid_rcpt = no)" no \
+		"$(pc smtpd_delay_open_until_valid_rcpt)"
+	check_eq "mail: smtp and submission in master.cf, no SASL without Dovecot" "smtp submission -" \
+		"$(postconf -c "$MAIL_POSTFIX_DIR" -F '*/inet/service' | sed 's/.*= *//' | xargs) $(postconf -c "$MAIL_POSTFIX_DIR" -P 'submission/inet/smtpd_sasl_auth_enable' 2>/dev/null | sed 's/.*= *//' | grep . || echo -)"
+	mail_postfix_prepare unix:private/relaygate "$LAB_DIR/auth" >/dev/null 2>&1
+	check_eq "mail: POLICY goes before reject_unauth_destination with default_action=DUNNO" \
+		"permit_mynetworks, permit_sasl_authenticated, check_policy_service { unix:private/relaygate, default_action=DUNNO }, reject_unauth_destination" \
+		"$(pc smtpd_relay_restrictions | xargs)"
+	check_eq "mail: with SASL_PATH, Dovecot SASL on submission only" \
+		"dovecot $LAB_DIR/auth yes" \
+		"$(pc smtpd_sasl_type) $(pc smtpd_sasl_path) $(postconf -c "$MAIL_POSTFIX_DIR" -P 'submission/inet/smtpd_sasl_auth_enable' | sed 's/.*= *//')"
+	MAIL_POSTFIX_EXTRA="no_such_parameter = 1"
+	check "mail: a bad MAIL_POSTFIX_EXTRA makes mail_postfix_prepare fail, naming it" \
+		eval '! out=$(mail_postfix_prepare 2>&1) && grep -q "no_such_parameter" <<<"$out"'
+	MAIL_POSTFIX_EXTRA=
+
+	dir=$MAIL_DIR
+	mail_down
+	check "mail: mail_down removes MAIL_DIR" test ! -e "$dir"
+	t_done
+fi

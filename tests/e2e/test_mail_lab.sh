@@ -19,9 +19,9 @@
 #             delivered); a wrong password is a 535 and a SASL failure line.
 #   Cleanup   no Dovecot or Postfix process left, namespaces and files gone.
 #
-# Environment: RG_MAIL_CAPTURE=DIR also copies the logs the servers wrote
-# (dovecot.log, postfix.log, authpolicy.jsonl) to DIR, for the fixtures
-# (tests/fixtures/README.md).
+# Environment: RG_MAIL_CAPTURE=DIR also copies what the servers wrote
+# (dovecot.log, postfix.log, and authpolicy.txt: Dovecot's auth policy
+# requests) to DIR, for the fixtures (tests/fixtures/README.md).
 set -u
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/lab.sh"
@@ -111,15 +111,15 @@ done
 step "logins"
 # Successful logins: POP3 and IMAP, IPv4 and IPv6, from the client's address.
 for dst in "$LAB_MAIL4" "$LAB_MAIL6"; do
-	src=$(mail_client_addr "$dst")
+	cli=$(mail_client_addr "$dst")
 	for proto in pop3 imap; do
 		m=$(mail_log_mark "$MAIL_DOVECOT_LOG")
 		mail_login "$proto" alice secret "$dst"
 		rc=$?
-		check_eq "curl $proto://alice:secret@$dst/ from $src logs in (curl exit 0)" 0 "$rc"
-		since_has "... Dovecot logs '$proto-login: Info: Login: user=<alice>' naming rip=$src" \
+		check_eq "curl $proto://alice:secret@$dst/ from $cli logs in (curl exit 0)" 0 "$rc"
+		since_has "... Dovecot logs '$proto-login: Info: Login: user=<alice>' naming rip=$cli" \
 			"$MAIL_DOVECOT_LOG" "$m" \
-			"$proto-login: Info: Login: user=<alice>, method=PLAIN, rip=$(re "$src"), lip=$(re "$dst"), "
+			"$proto-login: Info: Login: user=<alice>, method=PLAIN, rip=$(re "$cli"), lip=$(re "$dst"), "
 		show "$MAIL_DOVECOT_LOG" "$m" "Dovecot's lines for this login"
 	done
 done
@@ -181,18 +181,18 @@ done
 step "relay attempts on 25"
 # An unknown client may not relay through 25.
 for dst in "$LAB_MAIL4" "$LAB_MAIL6"; do
-	src=$(mail_client_addr "$dst")
+	cli=$(mail_client_addr "$dst")
 	m=$(mail_log_mark "$MAIL_POSTFIX_LOG")
 	mail_swaks "$dst" 25 --from x@ext.example --to y@outside.example
 	rc=$?
 	if [ $rc -eq 24 ] && grep -q '<\*\* 554 5\.7\.1 <y@outside\.example>: Relay access denied' <<<"$MAIL_SWAKS_OUT"; then
-		ok "swaks from $src to $dst:25 for y@outside.example: 554 5.7.1 Relay access denied (swaks exit 24)"
+		ok "swaks from $cli to $dst:25 for y@outside.example: 554 5.7.1 Relay access denied (swaks exit 24)"
 	else
-		not_ok "swaks from $src to $dst:25 for y@outside.example: 554 5.7.1 Relay access denied (exit $rc)"
+		not_ok "swaks from $cli to $dst:25 for y@outside.example: 554 5.7.1 Relay access denied (exit $rc)"
 		printf '%s\n' "$MAIL_SWAKS_OUT" | sed 's/^/#   /' | tail -n 15
 	fi
 	since_has "... Postfix logs the reject with the client's address" "$MAIL_POSTFIX_LOG" "$m" \
-		"postfix/smtpd\\[[0-9]+\\]: [0-9A-F]+: reject: RCPT from unknown\\[$(re "$src")\\]: 554 5\\.7\\.1 <y@outside\\.example>: Relay access denied; from=<x@ext\\.example> to=<y@outside\\.example>"
+		"postfix/smtpd\\[[0-9]+\\]: [0-9A-F]+: reject: RCPT from unknown\\[$(re "$cli")\\]: 554 5\\.7\\.1 <y@outside\\.example>: Relay access denied; from=<x@ext\\.example> to=<y@outside\\.example>"
 	show "$MAIL_POSTFIX_LOG" "$m" "Postfix's lines"
 done
 m=$(mail_log_mark "$MAIL_POSTFIX_LOG")
@@ -205,22 +205,22 @@ check_eq "submission (587) without AUTH does not relay either (swaks exit 24)" 2
 step "SASL on 587"
 # SASL AUTH on 587 through Dovecot.
 for dst in "$LAB_MAIL4" "$LAB_MAIL6"; do
-	src=$(mail_client_addr "$dst")
+	cli=$(mail_client_addr "$dst")
 	mp=$(mail_log_mark "$MAIL_POSTFIX_LOG")
 	mail_swaks "$dst" 587 --from "alice@$MAIL_DOMAIN" --to y@outside.example \
 		--auth PLAIN --auth-user alice --auth-password secret
 	rc=$?
 	qid=$(mail_swaks_queue_id)
 	if [ $rc -eq 0 ] && grep -q '<-  235 2\.7\.0 Authentication successful' <<<"$MAIL_SWAKS_OUT" && [ -n "$qid" ]; then
-		ok "swaks AUTH PLAIN alice from $src to $dst:587 relays to y@outside.example (235, 250 queued as $qid)"
+		ok "swaks AUTH PLAIN alice from $cli to $dst:587 relays to y@outside.example (235, 250 queued as $qid)"
 	else
-		not_ok "swaks AUTH PLAIN alice from $src to $dst:587 relays (exit $rc)"
+		not_ok "swaks AUTH PLAIN alice from $cli to $dst:587 relays (exit $rc)"
 		printf '%s\n' "$MAIL_SWAKS_OUT" | sed 's/^/#   /' | tail -n 15
 		qid=NONE
 	fi
-	since_has "... Postfix logs the SASL login: '$qid: client=unknown[$src], sasl_method=PLAIN, sasl_username=alice'" \
+	since_has "... Postfix logs the SASL login: '$qid: client=unknown[$cli], sasl_method=PLAIN, sasl_username=alice'" \
 		"$MAIL_POSTFIX_LOG" "$mp" \
-		"postfix/submission/smtpd\\[[0-9]+\\]: $qid: client=unknown\\[$(re "$src")\\], sasl_method=PLAIN, sasl_username=alice$"
+		"postfix/submission/smtpd\\[[0-9]+\\]: $qid: client=unknown\\[$(re "$cli")\\], sasl_method=PLAIN, sasl_username=alice$"
 	since_has "... and the message is discarded, not delivered (relay=none, status=sent (outside.example))" \
 		"$MAIL_POSTFIX_LOG" "$mp" \
 		"postfix/discard\\[[0-9]+\\]: $qid: to=<y@outside\\.example>, relay=none, .*status=sent \\(outside\\.example\\)"
@@ -245,6 +245,13 @@ since_has "... and Dovecot's auth logs the mismatch (the SASL check went through
 show "$MAIL_POSTFIX_LOG" "$mp" "Postfix's lines"
 show "$MAIL_DOVECOT_LOG" "$md" "Dovecot's lines"
 mp=$(mail_log_mark "$MAIL_POSTFIX_LOG")
+mail_swaks "$LAB_MAIL6" 587 --from "x@$MAIL_DOMAIN" --to y@outside.example \
+	--auth LOGIN --auth-user nosuchuser --auth-password secret
+check_eq "swaks AUTH LOGIN as an unknown user over IPv6 fails (exit 28)" 28 "$?"
+since_has "... Postfix logs 'SASL LOGIN authentication failed' for unknown[$LAB_CLIENT6]" "$MAIL_POSTFIX_LOG" "$mp" \
+	"warning: unknown\\[$(re "$LAB_CLIENT6")\\]: SASL LOGIN authentication failed: .*sasl_username=nosuchuser$"
+show "$MAIL_POSTFIX_LOG" "$mp" "Postfix's lines"
+mp=$(mail_log_mark "$MAIL_POSTFIX_LOG")
 mail_swaks "$LAB_MAIL6" 587 --from "bob@$MAIL_DOMAIN" --to y@outside.example \
 	--auth LOGIN --auth-user bob --auth-password secret
 check_eq "swaks AUTH LOGIN bob over IPv6 relays (exit 0)" 0 "$?"
@@ -255,15 +262,16 @@ since_has "... logged with sasl_method=LOGIN, sasl_username=bob" "$MAIL_POSTFIX_
 
 # An HTTP recorder on the mail host's loopback stands in for relaygated's
 # dovecot-auth-policy source: it answers "allow" and writes each request.
-REC=$LAB_DIR/authpolicy.jsonl
+# One line per request: "POST PATH BODY", the body as Dovecot sent it.
+REC=$LAB_DIR/authpolicy.txt
 REC_PORT=10099
 cat >"$LAB_DIR/recorder.py" <<'PY'
-import http.server, json, sys
+import http.server, sys
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        with open(sys.argv[2], "a") as f:
-            f.write(json.dumps({"path": self.path, "body": json.loads(body)}) + "\n")
+        with open(sys.argv[2], "ab") as f:
+            f.write(b"POST " + self.path.encode() + b" " + body.replace(b"\n", b" ") + b"\n")
         out = b'{"status":0,"msg":""}'
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -288,9 +296,10 @@ if mail_dovecot_start "$URL"; then
 	# report requests: the recorder's lines with the given login, remote,
 	# protocol and success.
 	report() {
+		grep '^POST /?command=report ' "$REC" | cut -d' ' -f3- |
 		jq -e -s --arg l "$1" --arg r "$2" --arg p "$3" --argjson s "$4" \
-			'map(select(.path == "/?command=report" and .body.login == $l and .body.remote == $r
-				and .body.protocol == $p and .body.success == $s)) | length > 0' "$REC" >/dev/null 2>&1
+			'map(select(.login == $l and .remote == $r and .protocol == $p
+				and .success == $s)) | length > 0' >/dev/null 2>&1
 	}
 	mail_login pop3 alice secret "$LAB_MAIL4"
 	check_eq "... a POP3 login still works" 0 "$?"
@@ -310,28 +319,41 @@ else
 	not_ok "Dovecot restarts with auth_policy_server_url = $URL"
 fi
 
-if [ -n "$CAPTURE" ]; then
-	mkdir -p "$CAPTURE" &&
-	cp "$MAIL_DOVECOT_LOG" "$CAPTURE/dovecot.log" &&
-	cp "$MAIL_POSTFIX_LOG" "$CAPTURE/postfix.log" &&
-	cp "$REC" "$CAPTURE/authpolicy.jsonl" &&
-	diag "captured dovecot.log, postfix.log, authpolicy.jsonl in $CAPTURE"
-fi
-
 # --- cleanup -----------------------------------------------------------------------
 
 step "cleanup"
 lab_stop "$REC_PID"
 mail_pids=$(ip netns pids "$LAB_MAIL")
 dir=$MAIL_DIR
+mail_postfix_stop
+mail_dovecot_stop
+if [ -n "$CAPTURE" ]; then
+	# After the stops, so their last lines are in too.
+	mkdir -p "$CAPTURE" &&
+	cp "$MAIL_DOVECOT_LOG" "$CAPTURE/dovecot.log" &&
+	cp "$MAIL_POSTFIX_LOG" "$CAPTURE/postfix.log" &&
+	cp "$REC" "$CAPTURE/authpolicy.txt" &&
+	diag "captured dovecot.log, postfix.log, authpolicy.txt in $CAPTURE"
+fi
 mail_down
 left=
 # (a zombie whose parent, the master, has gone is init's to reap: not ours)
 for p in $mail_pids; do mail_pid_running "$p" && left="$left $p($(cat "/proc/$p/comm" 2>/dev/null))"; done
-check_eq "mail_down ends every Dovecot and Postfix process ($(echo $mail_pids | wc -w) were running)" "" "$left"
+check_eq "mail_postfix_stop and mail_dovecot_stop end every Dovecot and Postfix process ($(wc -w <<<"$mail_pids") were running)" "" "$left"
 check_eq "... nothing runs in $LAB_MAIL any more" "" "$(ip netns pids "$LAB_MAIL")"
 check "... and its directory is gone" test ! -e "$dir"
-lab_down
+# lab_down alone (the daemon tests' t_cleanup) stops a running Dovecot
+# through its hook (mail_down) before it deletes the namespaces.
+if mail_dovecot_start; then
+	pid=$MAIL_DOVECOT_PID dir=$MAIL_DIR
+	lab_down
+	check_eq "lab_down alone ends a running Dovecot, all its processes" "" \
+		"$(ps -e -o pgid=,stat=,comm= | awk -v g="$pid" '$1 == g && $2 !~ /^Z/')"
+	check "... and removes its directory" test ! -e "$dir"
+else
+	not_ok "Dovecot starts again (for the lab_down check)"
+	lab_down
+fi
 check_eq "lab_down removes the namespaces" 0 "$(ip netns list | grep -c "^rg-$LAB_ID-")"
 
 took=$((SECONDS - T0))

@@ -1,0 +1,865 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * progcost: what one packet costs each program, through BPF_PROG_TEST_RUN.
+ *
+ * For every map size N (-n 1000,100000,1000000) it loads a fresh copy of
+ * the relaygate object (nothing pinned), fills it with N trusted IPv4
+ * prefixes, N trusted IPv6 prefixes and N grants (half IPv4 /32 keys, half
+ * IPv6 /64 keys), timing the loads, and then runs each packet class through
+ *   null     an XDP program that returns XDP_PASS (test_run's own cost)
+ *   floor    bench/floor.bpf.c: parse to TCP, drop SYNs to 587
+ *   xdpfilt  xdp-filter's packaged program (xdp-tools), port 587 denied
+ *   rg_xdp   relaygate's XDP program
+ *   rg_tc    relaygate's TC program
+ * with repeat R (-r, default 1e6), in rounds (-k, default 3): each round
+ * runs every (program, class) once, in that order, so a slow moment of the
+ * machine hits all of them alike. The median of the rounds is reported.
+ *
+ * Before timing, every relaygate class is run once and its verdict counter
+ * checked (an unauthorised SYN must count drop_unauth, a trusted one
+ * pass_trusted, ...): a benchmark of the wrong path fails loudly.
+ *
+ * Output (stdout), tab-separated, one header line each:
+ *   cost  N prog class ns_median ns_min ns_max retval
+ *   load  N map method entries seconds memlock_bytes
+ * Diagnostics go to stderr. Exit 1 on any failure.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "relaygate.h"
+#include "relaygate.skel.h"
+#include "pkt.h"
+
+#define MAX_SIZES 8
+#define MAX_ROUNDS 15
+#define IFINDEX_LO 1
+
+/* xdp-filter's map flags (xdp-tools xdp-filter/common_kern_user.h): a
+ * filter_ports entry with both bits drops TCP to that destination port. */
+#define XF_FLAG_DST (1U << 1)
+#define XF_FLAG_TCP (1U << 2)
+
+static const char *const stat_names[RG_STAT_MAX] = RG_STAT_NAMES;
+
+static struct {
+	uint32_t sizes[MAX_SIZES];
+	int nsizes;
+	uint32_t repeat;
+	int rounds;
+	int cpu;
+	const char *floor_obj;
+	const char *xdpfilt_dir;
+	const char *only_prog;   /* -P: time only this program */
+	const char *only_class;  /* -C: and only this class */
+	bool no_check;           /* -S: skip the verdict checks */
+	bool verbose;
+} opt = {
+	.repeat = 1000000,
+	.rounds = 3,
+	.cpu = -1,
+	.floor_obj = "floor.bpf.o",
+	.xdpfilt_dir = "/usr/lib/x86_64-linux-gnu/bpf",
+};
+
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fprintf(stderr, "progcost: ");
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	exit(1);
+}
+
+static int libbpf_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_DEBUG || (level == LIBBPF_INFO && !opt.verbose))
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static uint64_t boot_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* xorshift64*: reproducible entries for a given N. */
+static uint64_t rng_state;
+
+static uint64_t rnd(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545f4914f6cdd1dull;
+}
+
+/* ---------------------------------------------------------------- entries */
+
+/*
+ * Address plan (nothing overlaps, so each class hits exactly one reason):
+ *   trusted IPv4   first octet 1..100 except 10, prefix /16../32
+ *   granted IPv4   first octet 101..126, /32 keys
+ *   trusted IPv6   2a00::/8, prefix /48, /56, /64 or /128
+ *   granted IPv6   2c00::/8, /64 keys
+ *   unauthorised   198.18.0.0/15 and 2001:db8:ffff::/48 (spoofed flood)
+ */
+struct entries {
+	struct rg_lpm4 *t4;
+	struct rg_lpm6 *t6;
+	struct rg_addr *gk;
+	struct rg_grant *gv;
+	uint32_t n;
+};
+
+static void mask_bytes(uint8_t *a, unsigned bytes, unsigned plen)
+{
+	unsigned i;
+
+	for (i = 0; i < bytes; i++) {
+		if (plen >= 8) {
+			plen -= 8;
+		} else {
+			a[i] &= (uint8_t)(0xff00u >> plen);
+			plen = 0;
+		}
+	}
+}
+
+static void gen_entries(struct entries *e, uint32_t n)
+{
+	static const unsigned p6[] = { 48, 56, 64, 128 };
+	uint64_t now = boot_ns();
+	uint32_t i;
+
+	e->n = n;
+	e->t4 = calloc(n, sizeof(*e->t4));
+	e->t6 = calloc(n, sizeof(*e->t6));
+	e->gk = calloc(n, sizeof(*e->gk));
+	e->gv = calloc(n, sizeof(*e->gv));
+	if (!e->t4 || !e->t6 || !e->gk || !e->gv)
+		die("out of memory for %u entries", n);
+	rng_state = 0x9e3779b97f4a7c15ull ^ n;
+	for (i = 0; i < n; i++) {
+		uint64_t r = rnd();
+		uint8_t o1;
+
+		do
+			o1 = (uint8_t)(1 + rnd() % 100);
+		while (o1 == 10);
+		e->t4[i].prefixlen = 16 + (unsigned)(r % 17);
+		e->t4[i].addr[0] = o1;
+		e->t4[i].addr[1] = (uint8_t)(r >> 8);
+		e->t4[i].addr[2] = (uint8_t)(r >> 16);
+		e->t4[i].addr[3] = (uint8_t)(r >> 24);
+		mask_bytes(e->t4[i].addr, 4, e->t4[i].prefixlen);
+
+		e->t6[i].prefixlen = p6[(r >> 32) % 4];
+		e->t6[i].addr[0] = 0x2a;
+		for (unsigned b = 1; b < 16; b += 8) {
+			uint64_t x = rnd();
+
+			memcpy(e->t6[i].addr + b, &x, b + 8 <= 16 ? 8 : 16 - b);
+		}
+		mask_bytes(e->t6[i].addr, 16, e->t6[i].prefixlen);
+
+		memset(&e->gk[i], 0, sizeof(e->gk[i]));
+		if (i % 2 == 0) {
+			r = rnd();
+			e->gk[i].family = RG_AF_INET;
+			e->gk[i].addr[0] = (uint8_t)(101 + r % 26);
+			e->gk[i].addr[1] = (uint8_t)(r >> 8);
+			e->gk[i].addr[2] = (uint8_t)(r >> 16);
+			e->gk[i].addr[3] = (uint8_t)(r >> 24);
+		} else {
+			uint64_t x = rnd();
+
+			e->gk[i].family = RG_AF_INET6;
+			e->gk[i].addr[0] = 0x2c;
+			memcpy(e->gk[i].addr + 1, &x, 7);   /* /64: the rest stays 0 */
+		}
+		memset(&e->gv[i], 0, sizeof(e->gv[i]));
+		e->gv[i].expires = now + 3600ull * 1000000000ull;
+		e->gv[i].granted = now;
+		e->gv[i].origin = RG_ORIGIN_CLI;
+		e->gv[i].service = RG_SERVICE_POP3;
+		snprintf(e->gv[i].user, sizeof(e->gv[i].user), "user%u", i);
+	}
+}
+
+static void free_entries(struct entries *e)
+{
+	free(e->t4);
+	free(e->t6);
+	free(e->gk);
+	free(e->gv);
+}
+
+static long memlock_of(int fd)
+{
+	char path[64], line[256];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "memlock: %ld", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+/*
+ * Load n keys/values into fd: by BPF_MAP_UPDATE_BATCH when try_batch and the
+ * map type has it, else one BPF_MAP_UPDATE_ELEM each. Prints a load line.
+ */
+static void load_map(uint32_t N, const char *name, int fd, const void *keys, size_t ksz,
+		     const void *vals, size_t vsz, uint32_t n, bool try_batch)
+{
+	const char *method = "update_elem";
+	double t0 = now_s(), dt;
+	uint32_t i, done = 0;
+
+	if (try_batch) {
+		/* elem_flags: the kernel's generic batch update takes BPF_F_LOCK
+		 * only (no BPF_NOEXIST): existing keys are overwritten. */
+		LIBBPF_OPTS(bpf_map_batch_opts, bo);
+		uint32_t chunk = 65536;
+
+		while (done < n) {
+			uint32_t cnt = n - done < chunk ? n - done : chunk;
+
+			if (bpf_map_update_batch(fd, (const char *)keys + (size_t)done * ksz,
+						 (const char *)vals + (size_t)done * vsz, &cnt, &bo)) {
+				if (done == 0 && (errno == EINVAL || errno == ENOTSUP ||
+						  errno == EOPNOTSUPP || errno == 524)) {
+					fprintf(stderr, "progcost: %s: no batch update (%s): one update each\n",
+						name, strerror(errno));
+					break;
+				}
+				if (errno != EEXIST)
+					die("%s: batch update: %s", name, strerror(errno));
+			}
+			done += cnt ? cnt : 1;   /* EEXIST: a duplicate key, skip it */
+		}
+		if (done >= n)
+			method = "batch";
+		else
+			done = 0;
+	}
+	if (done < n) {
+		for (i = done; i < n; i++)
+			if (bpf_map_update_elem(fd, (const char *)keys + (size_t)i * ksz,
+						(const char *)vals + (size_t)i * vsz, BPF_NOEXIST) &&
+			    errno != EEXIST)
+				die("%s: update #%u: %s", name, i, strerror(errno));
+	}
+	dt = now_s() - t0;
+	printf("load\t%u\t%s\t%s\t%u\t%.3f\t%ld\n", N, name, method, n, dt, memlock_of(fd));
+	fflush(stdout);
+}
+
+static long count_keys(int fd, size_t ksz)
+{
+	uint8_t a[64], b[64];
+	void *prev = NULL;
+	long n = 0;
+
+	if (ksz > sizeof(a))
+		return -1;
+	while (!bpf_map_get_next_key(fd, prev, prev == a ? b : a)) {
+		prev = prev == a ? b : a;
+		n++;
+	}
+	return n;
+}
+
+/* ---------------------------------------------------------------- classes */
+
+enum { C_SYN4_UNAUTH, C_SYN4_TRUSTED, C_SYN4_GRANTED, C_SYN6_UNAUTH, C_SYN6_TRUSTED,
+       C_SYN6_GRANTED, C_ACK4_FLOW, C_SYN4_UNPROT, C_UDP4, C_VLAN_SYN4_UNAUTH, C_SYN4_FLOOD,
+       C_SYN6_FLOOD, NCLASS };
+
+static const char *const class_name[NCLASS] = {
+	"syn4_unauth", "syn4_trusted", "syn4_granted", "syn6_unauth", "syn6_trusted",
+	"syn6_granted", "ack4_flow", "syn4_unprot", "udp4", "vlan_syn4_unauth", "syn4_flood",
+	"syn6_flood",
+};
+
+static const int class_stat[NCLASS] = {
+	RG_STAT_DROP_UNAUTH, RG_STAT_PASS_TRUSTED, RG_STAT_PASS_GRANT, RG_STAT_DROP_UNAUTH,
+	RG_STAT_PASS_TRUSTED, RG_STAT_PASS_GRANT, RG_STAT_PASS_FLOW, RG_STAT_PASS_UNPROTECTED,
+	RG_STAT_PASS_UNPROTECTED, RG_STAT_DROP_UNAUTH, RG_STAT_DROP_UNAUTH, RG_STAT_DROP_UNAUTH,
+};
+
+/*
+ * The flood classes are not one frame repeated (which keeps every map
+ * bucket it touches in the cache) but NFLOOD SYNs from distinct spoofed
+ * sources (198.18.0.0/15, 2001:db8:ffff::/48) and ports, each run once;
+ * the cost is their mean. One run per call adds test_run's per-call timer
+ * overhead (a clock read): compare with null's flood rows, not with the
+ * one-frame rows.
+ */
+#define NFLOOD 16384
+
+static bool is_flood(int c)
+{
+	return c == C_SYN4_FLOOD || c == C_SYN6_FLOOD;
+}
+
+struct frame {
+	uint8_t b[256];
+	size_t len;
+};
+
+static struct frame frames[NCLASS];
+static struct frame flood[2][NFLOOD];
+
+#define FLOW_SRC4 "198.18.77.7"
+#define FLOW_SPORT 41000
+#define DST4 "192.0.2.1"
+#define DST6 "2001:db8::1"
+
+/* Spoofed SYNs from distinct sources: the same for every N. */
+static void build_flood(void)
+{
+	uint64_t saved = rng_state;
+	struct pkt p;
+	int i, v6;
+
+	rng_state = 0x5eed0f100dull;
+	for (v6 = 0; v6 < 2; v6++)
+		for (i = 0; i < NFLOOD; i++) {
+			uint64_t r = rnd();
+
+			pkt_init(&p, v6 ? PKT_L3_IPV6 : PKT_L3_IPV4);
+			pkt_addr4(p.dst4, DST4);
+			pkt_addr6(p.dst6, DST6);
+			pkt_addr4(p.src4, "198.18.0.0");
+			p.src4[1] |= (uint8_t)(r & 1);
+			p.src4[2] = (uint8_t)(r >> 8);
+			p.src4[3] = (uint8_t)(r >> 16);
+			pkt_addr6(p.src6, "2001:db8:ffff::");
+			memcpy(p.src6 + 6, &r, 8);
+			p.src6[15] = (uint8_t)(r >> 40);
+			p.sport = (uint16_t)(1024 + (r >> 48) % 64000);
+			p.seq = (uint32_t)(r >> 24);
+			flood[v6][i].len = pkt_build(&p, flood[v6][i].b, sizeof(flood[v6][i].b), NULL);
+			if (!flood[v6][i].len)
+				die("cannot build a flood frame");
+		}
+	memcpy(&frames[C_SYN4_FLOOD], &flood[0][0], sizeof(frames[0]));
+	memcpy(&frames[C_SYN6_FLOOD], &flood[1][0], sizeof(frames[0]));
+	rng_state = saved;
+}
+
+/* Frames for a given set of entries: trusted and granted sources are taken
+ * from the middle of the loaded sets. */
+static void build_frames(const struct entries *e)
+{
+	const struct rg_lpm4 *t4 = &e->t4[e->n / 2];
+	const struct rg_lpm6 *t6 = &e->t6[e->n / 2];
+	const struct rg_addr *g4 = &e->gk[(e->n / 2) & ~1u];
+	const struct rg_addr *g6 = &e->gk[(e->n / 2) | 1u];
+	struct pkt p;
+	int c;
+
+	for (c = 0; c < NCLASS; c++) {
+		if (is_flood(c))
+			continue;
+		bool v6 = c == C_SYN6_UNAUTH || c == C_SYN6_TRUSTED || c == C_SYN6_GRANTED;
+
+		pkt_init(&p, v6 ? PKT_L3_IPV6 : PKT_L3_IPV4);
+		/* Like a Linux SYN: MSS, SACK-permitted, timestamps, window
+		 * scale (20 option bytes). */
+		{
+			static const uint8_t o[20] = { 2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1,
+						       0, 0, 0, 0, 1, 3, 3, 7 };
+
+			memcpy(p.tcpopt, o, sizeof(o));
+			p.tcpoptlen = sizeof(o);
+		}
+		pkt_addr4(p.dst4, DST4);
+		pkt_addr6(p.dst6, DST6);
+		pkt_addr4(p.src4, "198.18.3.4");
+		pkt_addr6(p.src6, "2001:db8:ffff::1234");
+		switch (c) {
+		case C_SYN4_TRUSTED:
+			memcpy(p.src4, t4->addr, 4);
+			if (t4->prefixlen < 32)
+				p.src4[3] |= 1;
+			break;
+		case C_SYN4_GRANTED:
+			memcpy(p.src4, g4->addr, 4);
+			break;
+		case C_SYN6_TRUSTED:
+			memcpy(p.src6, t6->addr, 16);
+			if (t6->prefixlen < 128)
+				p.src6[15] |= 1;
+			break;
+		case C_SYN6_GRANTED:
+			memcpy(p.src6, g6->addr, 16);
+			p.src6[15] = 0x42;       /* any host of the granted /64 */
+			break;
+		case C_ACK4_FLOW:
+			pkt_addr4(p.src4, FLOW_SRC4);
+			p.sport = FLOW_SPORT;
+			p.tcp_flags = PKT_TCP_ACK;
+			p.ack = 0x01020304;
+			p.tcpoptlen = 12;        /* NOP NOP timestamps */
+			{
+				static const uint8_t o[12] = { 1, 1, 8, 10, 0, 0, 0, 2, 0, 0, 0, 1 };
+
+				memcpy(p.tcpopt, o, sizeof(o));
+			}
+			break;
+		case C_SYN4_UNPROT:
+			p.dport = 80;
+			break;
+		case C_UDP4:
+			p.l4 = PKT_L4_UDP;
+			p.dport = 53;
+			p.tcpoptlen = 0;
+			{
+				static const uint8_t q[32] = { 0x12, 0x34, 1, 0, 0, 1 };
+
+				p.payload = q;
+				p.paylen = sizeof(q);
+				frames[c].len = pkt_build(&p, frames[c].b, sizeof(frames[c].b), NULL);
+			}
+			continue;
+		case C_VLAN_SYN4_UNAUTH:
+			pkt_vlan(&p, PKT_ETH_8021Q, 100);
+			break;
+		default:
+			break;
+		}
+		frames[c].len = pkt_build(&p, frames[c].b, sizeof(frames[c].b), NULL);
+		if (!frames[c].len)
+			die("cannot build frame %s", class_name[c]);
+	}
+	build_flood();
+}
+
+/* ---------------------------------------------------------------- running */
+
+enum kind { K_XDP, K_TC };
+
+struct prog {
+	const char *name;
+	int fd;
+	enum kind kind;
+	bool per_n;      /* depends on the relaygate maps */
+};
+
+static int run_once(const struct prog *p, const struct frame *f, uint32_t repeat,
+		    uint32_t *retval, uint32_t *ns)
+{
+	uint8_t out[512];
+	struct xdp_md xctx = {
+		.data_end = (uint32_t)f->len,
+		.ingress_ifindex = IFINDEX_LO,
+	};
+	struct __sk_buff sctx = {
+		.ifindex = IFINDEX_LO,
+		.ingress_ifindex = IFINDEX_LO,
+	};
+	LIBBPF_OPTS(bpf_test_run_opts, o,
+		.data_in = f->b,
+		.data_size_in = (uint32_t)f->len,
+		.data_out = out,
+		.data_size_out = sizeof(out),
+		.repeat = repeat,
+	);
+
+	if (p->kind == K_XDP) {
+		o.ctx_in = &xctx;
+		o.ctx_size_in = sizeof(xctx);
+	} else {
+		o.ctx_in = &sctx;
+		o.ctx_size_in = sizeof(sctx);
+	}
+	if (bpf_prog_test_run_opts(p->fd, &o))
+		return -errno;
+	*retval = o.retval;
+	*ns = o.duration;
+	return 0;
+}
+
+static void stats_sum(int fd, int ncpu, uint64_t out[RG_STAT_MAX])
+{
+	struct rg_counter *v = calloc((size_t)ncpu, sizeof(*v));
+	uint32_t k;
+	int c;
+
+	if (!v)
+		die("out of memory");
+	for (k = 0; k < RG_STAT_MAX; k++) {
+		out[k] = 0;
+		if (bpf_map_lookup_elem(fd, &k, v))
+			die("reading rg_stats: %s", strerror(errno));
+		for (c = 0; c < ncpu; c++)
+			out[k] += v[c].packets;
+	}
+	free(v);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Each flood frame once; the mean cost. */
+static int run_flood(const struct prog *p, const struct frame *f, uint32_t *retval, uint32_t *ns)
+{
+	uint64_t sum = 0;
+	uint32_t one;
+	int i, err;
+
+	for (i = 0; i < NFLOOD; i++) {
+		err = run_once(p, &f[i], 1, retval, &one);
+		if (err)
+			return err;
+		sum += one;
+	}
+	*ns = (uint32_t)((sum + NFLOOD / 2) / NFLOOD);
+	return 0;
+}
+
+static bool skip(const struct prog *p, int c)
+{
+	return (opt.only_prog && strcmp(opt.only_prog, p->name)) ||
+	       (opt.only_class && strcmp(opt.only_class, class_name[c]));
+}
+
+/* Time every (program, class) in rounds; print the medians. */
+static void measure(uint32_t N, const struct prog *progs, int nprogs)
+{
+	static uint32_t ns[8][NCLASS][MAX_ROUNDS];
+	static uint32_t rv[8][NCLASS];
+	int p, c, k;
+
+	for (k = 0; k < opt.rounds; k++)
+		for (p = 0; p < nprogs; p++)
+			for (c = 0; c < NCLASS; c++) {
+				int err;
+
+				if (skip(&progs[p], c))
+					continue;
+				if (is_flood(c))
+					err = run_flood(&progs[p], flood[c == C_SYN6_FLOOD],
+							&rv[p][c], &ns[p][c][k]);
+				else
+					err = run_once(&progs[p], &frames[c], opt.repeat,
+						       &rv[p][c], &ns[p][c][k]);
+
+				if (err)
+					die("test_run %s %s: %s", progs[p].name, class_name[c],
+					    strerror(-err));
+			}
+	for (p = 0; p < nprogs; p++)
+		for (c = 0; c < NCLASS; c++) {
+			uint32_t *v = ns[p][c];
+
+			if (skip(&progs[p], c))
+				continue;
+			qsort(v, (size_t)opt.rounds, sizeof(*v), cmp_u32);
+			printf("cost\t%u\t%s\t%s\t%u\t%u\t%u\t%u\n", N, progs[p].name, class_name[c],
+			       v[opt.rounds / 2], v[0], v[opt.rounds - 1], rv[p][c]);
+		}
+	fflush(stdout);
+}
+
+/* ---------------------------------------------------------------- loading */
+
+static int load_xdp_obj(const char *path, const char *prog, struct bpf_object **objp)
+{
+	struct bpf_object *obj;
+	struct bpf_program *pr;
+	struct bpf_map *m;
+
+	obj = bpf_object__open_file(path, NULL);
+	if (!obj)
+		die("open %s: %s", path, strerror(errno));
+	bpf_object__for_each_map(m, obj)
+		bpf_map__set_pin_path(m, NULL);
+	if (bpf_object__load(obj))
+		die("load %s: %s", path, strerror(errno));
+	pr = prog ? bpf_object__find_program_by_name(obj, prog) : bpf_object__next_program(obj, NULL);
+	if (!pr)
+		die("%s: no program %s", path, prog ? prog : "");
+	*objp = obj;
+	return bpf_program__fd(pr);
+}
+
+/*
+ * xdp-filter as `xdp-filter load --policy allow --features tcp` and
+ * `xdp-filter port 587 --mode dst --proto tcp` set it up: the "tcp" object
+ * of the allow policy (xdpfilt_alw_tcp.o), filter_ports[587] = dst|tcp.
+ * filter_ports is a per-CPU array: every CPU's copy is set. Checked: a SYN
+ * to 587 must come back XDP_DROP and one to 80 XDP_PASS.
+ */
+static int load_xdpfilt(struct bpf_object **objp, int ncpu)
+{
+	char path[512];
+	struct bpf_map *m;
+	uint64_t *vals;
+	uint32_t port = htons(587), rv, ns;
+	struct prog p = { "xdpfilt", -1, K_XDP, false };
+	int fd, c;
+
+	snprintf(path, sizeof(path), "%s/xdpfilt_alw_tcp.o", opt.xdpfilt_dir);
+	fd = load_xdp_obj(path, NULL, objp);
+	m = bpf_object__find_map_by_name(*objp, "filter_ports");
+	if (!m)
+		die("%s: no filter_ports map", path);
+	vals = calloc((size_t)ncpu, sizeof(*vals));
+	if (!vals)
+		die("out of memory");
+	for (c = 0; c < ncpu; c++)
+		vals[c] = XF_FLAG_DST | XF_FLAG_TCP;
+	if (bpf_map_update_elem(bpf_map__fd(m), &port, vals, BPF_ANY))
+		die("xdpfilt: filter_ports: %s", strerror(errno));
+	free(vals);
+	p.fd = fd;
+	if (run_once(&p, &frames[C_SYN4_UNAUTH], 1, &rv, &ns) || rv != XDP_DROP)
+		die("xdpfilt: a SYN to 587 gave %u, not XDP_DROP", rv);
+	if (run_once(&p, &frames[C_SYN4_UNPROT], 1, &rv, &ns) || rv != XDP_PASS)
+		die("xdpfilt: a SYN to 80 gave %u, not XDP_PASS", rv);
+	return fd;
+}
+
+static void put_u32(int fd, uint32_t k, uint32_t v, const char *what)
+{
+	if (bpf_map_update_elem(fd, &k, &v, BPF_ANY))
+		die("%s: %s", what, strerror(errno));
+}
+
+/* One relaygate instance with N entries; measured, then destroyed. */
+static void bench_size(uint32_t N, struct prog *progs, int nprogs, int ncpu)
+{
+	struct relaygate *skel;
+	struct bpf_map *m;
+	struct entries e;
+	struct rg_config cfg = {
+		.abi_version = RG_ABI_VERSION,
+		.v4_prefix = 32,
+		.v6_prefix = 64,
+		.event_interval = 1000000000ull,
+		.event_burst = 64,
+	};
+	struct rg_flow_key fk = { 0 };
+	struct rg_flow fv = { 0 };
+	uint32_t *ones, i, zero = 0, rv, ns;
+	uint64_t before[RG_STAT_MAX], after[RG_STAT_MAX];
+	int c, p;
+
+	gen_entries(&e, N);
+	build_frames(&e);
+
+	skel = relaygate__open();
+	if (!skel)
+		die("relaygate__open: %s", strerror(errno));
+	bpf_object__for_each_map(m, skel->obj)
+		bpf_map__set_pin_path(m, NULL);
+	if (N > bpf_map__max_entries(skel->maps.rg_trust4)) {
+		bpf_map__set_max_entries(skel->maps.rg_trust4, N);
+		bpf_map__set_max_entries(skel->maps.rg_trust6, N);
+	}
+	/* LRU maps evict before they are full (per-CPU free lists): room. */
+	bpf_map__set_max_entries(skel->maps.rg_grants, N + N / 4 + 4096);
+	if (relaygate__load(skel))
+		die("relaygate__load: %s", strerror(errno));
+
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.rg_config), &zero, &cfg, BPF_ANY))
+		die("rg_config: %s", strerror(errno));
+	put_u32(bpf_map__fd(skel->maps.rg_ports), 465, 1, "rg_ports");
+	put_u32(bpf_map__fd(skel->maps.rg_ports), 587, 1, "rg_ports");
+
+	ones = malloc((size_t)N * sizeof(*ones));
+	if (!ones)
+		die("out of memory");
+	for (i = 0; i < N; i++)
+		ones[i] = 1;
+	load_map(N, "rg_trust4", bpf_map__fd(skel->maps.rg_trust4), e.t4, sizeof(*e.t4), ones,
+		 sizeof(*ones), N, true);
+	load_map(N, "rg_trust6", bpf_map__fd(skel->maps.rg_trust6), e.t6, sizeof(*e.t6), ones,
+		 sizeof(*ones), N, false);
+	/* Grants twice: once one by one (what the CLI and daemon do), then
+	 * cleared and loaded again in batches, to compare. */
+	load_map(N, "rg_grants", bpf_map__fd(skel->maps.rg_grants), e.gk, sizeof(*e.gk), e.gv,
+		 sizeof(*e.gv), N, false);
+	{
+		LIBBPF_OPTS(bpf_map_batch_opts, bo);
+		uint32_t cnt, done = 0;
+
+		while (done < N) {
+			cnt = N - done < 65536 ? N - done : 65536;
+			if (bpf_map_delete_batch(bpf_map__fd(skel->maps.rg_grants),
+						 (char *)e.gk + (size_t)done * sizeof(*e.gk), &cnt, &bo) &&
+			    errno != ENOENT)
+				die("rg_grants: batch delete: %s", strerror(errno));
+			done += cnt ? cnt : 1;
+		}
+	}
+	load_map(N, "rg_grants", bpf_map__fd(skel->maps.rg_grants), e.gk, sizeof(*e.gk), e.gv,
+		 sizeof(*e.gv), N, true);
+	free(ones);
+	{
+		long n4 = count_keys(bpf_map__fd(skel->maps.rg_trust4), sizeof(struct rg_lpm4));
+		long ng = count_keys(bpf_map__fd(skel->maps.rg_grants), sizeof(struct rg_addr));
+
+		fprintf(stderr, "progcost: N=%u: trust4 holds %ld, grants %ld\n", N, n4, ng);
+		if (ng < (long)N * 99 / 100)
+			die("grants map kept only %ld of %u entries", ng, N);
+	}
+
+	/* The admitted flow of the ack4_flow class (source not trusted, not
+	 * granted: the longest pass path). */
+	pkt_addr4(fk.saddr, FLOW_SRC4);
+	pkt_addr4(fk.daddr, DST4);
+	fk.sport = FLOW_SPORT;
+	fk.dport = 587;
+	fk.family = RG_AF_INET;
+	fv.admitted = boot_ns();
+	fv.reason = RG_STAT_PASS_GRANT;
+	fv.ifindex = IFINDEX_LO;
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.rg_flows), &fk, &fv, BPF_ANY))
+		die("rg_flows: %s", strerror(errno));
+
+	for (p = 0; p < nprogs; p++) {
+		if (!progs[p].per_n)
+			continue;
+		progs[p].fd = bpf_program__fd(progs[p].kind == K_XDP ? skel->progs.rg_xdp
+								      : skel->progs.rg_tc);
+		/* Each class once: it must take the path it is named for. */
+		for (c = 0; c < NCLASS && !opt.no_check; c++) {
+			stats_sum(bpf_map__fd(skel->maps.rg_stats), ncpu, before);
+			if (run_once(&progs[p], &frames[c], 1, &rv, &ns))
+				die("test_run %s: %s", progs[p].name, strerror(errno));
+			stats_sum(bpf_map__fd(skel->maps.rg_stats), ncpu, after);
+			if (after[class_stat[c]] != before[class_stat[c]] + 1)
+				die("%s %s (N=%u): expected %s, retval %u", progs[p].name,
+				    class_name[c], N, stat_names[class_stat[c]], rv);
+		}
+	}
+	measure(N, progs, nprogs);
+	relaygate__destroy(skel);
+	free_entries(&e);
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: progcost [-n N[,N...]] [-r REPEAT] [-k ROUNDS] [-c CPU]\n"
+		"                [-f FLOOR_OBJ] [-x XDPFILT_DIR] [-P PROG] [-C CLASS] [-v]\n"
+		"  -P, -C: time only this program / class (for profiling)\n"
+		"  -S: skip the verdict checks (experiments with modified objects)\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	struct bpf_object *floor_obj = NULL, *xf_obj = NULL;
+	struct prog progs[5];
+	struct entries e0;
+	int ch, i, ncpu, nprogs = 0;
+	char *s, *tok, *save = NULL;
+
+	while ((ch = getopt(argc, argv, "n:r:k:c:f:x:P:C:Sv")) != -1) {
+		switch (ch) {
+		case 'n':
+			s = strdup(optarg);
+			for (tok = strtok_r(s, ",", &save); tok && opt.nsizes < MAX_SIZES;
+			     tok = strtok_r(NULL, ",", &save))
+				opt.sizes[opt.nsizes++] = (uint32_t)strtoul(tok, NULL, 0);
+			free(s);
+			break;
+		case 'r': opt.repeat = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 'k': opt.rounds = atoi(optarg); break;
+		case 'c': opt.cpu = atoi(optarg); break;
+		case 'f': opt.floor_obj = optarg; break;
+		case 'x': opt.xdpfilt_dir = optarg; break;
+		case 'P': opt.only_prog = optarg; break;
+		case 'C': opt.only_class = optarg; break;
+		case 'S': opt.no_check = true; break;
+		case 'v': opt.verbose = true; break;
+		default: usage();
+		}
+	}
+	if (!opt.nsizes) {
+		opt.sizes[0] = 1000;
+		opt.nsizes = 1;
+	}
+	if (opt.rounds < 1 || opt.rounds > MAX_ROUNDS || !opt.repeat)
+		usage();
+	for (i = 0; i < opt.nsizes; i++)
+		if (opt.sizes[i] < 2)
+			die("map size %u: at least 2", opt.sizes[i]);
+	if (opt.cpu >= 0) {
+		cpu_set_t set;
+
+		CPU_ZERO(&set);
+		CPU_SET(opt.cpu, &set);
+		if (sched_setaffinity(0, sizeof(set), &set))
+			die("pin to CPU %d: %s", opt.cpu, strerror(errno));
+	}
+	libbpf_set_print(libbpf_quiet);
+	ncpu = libbpf_num_possible_cpus();
+	if (ncpu <= 0)
+		die("cannot count CPUs");
+
+	/* Frames for the fixed programs' checks (entries do not matter). */
+	gen_entries(&e0, 2);
+	build_frames(&e0);
+	free_entries(&e0);
+
+	progs[nprogs++] = (struct prog){ "null", load_xdp_obj(opt.floor_obj, "floor_pass", &floor_obj),
+					 K_XDP, false };
+	progs[nprogs++] = (struct prog){ "floor", bpf_program__fd(bpf_object__find_program_by_name(floor_obj, "floor_xdp")),
+					 K_XDP, false };
+	progs[nprogs++] = (struct prog){ "xdpfilt", load_xdpfilt(&xf_obj, ncpu), K_XDP, false };
+	progs[nprogs++] = (struct prog){ "rg_xdp", -1, K_XDP, true };
+	progs[nprogs++] = (struct prog){ "rg_tc", -1, K_TC, true };
+
+	printf("# cost\tN\tprog\tclass\tns_median\tns_min\tns_max\tretval\n");
+	printf("# load\tN\tmap\tmethod\tentries\tseconds\tmemlock_bytes\n");
+	for (i = 0; i < opt.nsizes; i++)
+		bench_size(opt.sizes[i], progs, nprogs, ncpu);
+	bpf_object__close(xf_obj);
+	bpf_object__close(floor_obj);
+	return 0;
+}

@@ -1,0 +1,2184 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * relaygated: the daemon (SPEC.md "relaygated"). It wires the modules:
+ *
+ *   log sources (follow.c + presets.c) --\
+ *   auth policy push (authpolicy.c) -----+--> struct rg_auth_event --> grants.c --> maps
+ *   control socket (control.c) ----------/
+ *
+ * and beside that the Postfix policy service (policy.c), the drop events of
+ * the BPF ring buffer, the state file (state.c) and /metrics (metrics.c).
+ *
+ * One thread runs everything but the two HTTP servers (metrics and the auth
+ * policy push source, each on its own libmicrohttpd thread): an epoll loop
+ * over every source's descriptor, the control socket, the push sources'
+ * event queue, the policy server, the ring buffer, a signalfd (SIGHUP
+ * reload, SIGTERM/SIGINT exit) and a one-second timerfd.
+ *
+ * The tick (every second):
+ *  - walks the grant and deny maps: removes and logs what expired, logs
+ *    what changed behind our back (relaygatectl grant del / add), and saves
+ *    the state file when anything changed since the last save. So after a
+ *    kill -9 no grant older than about one second is lost.
+ *  - forgets failure records whose window passed, polls every log source
+ *    (a lost inotify event costs a second, never a line), re-resolves the
+ *    trusted interfaces (wg0 may come up after us), and copies counters
+ *    into the snapshot /metrics reads.
+ *
+ * Reload (SIGHUP) is prepare-then-commit: everything that can fail without
+ * touching a map is made first (new sources, sockets, sender_logins, audit
+ * file, servers); then new interfaces are attached and the maps updated
+ * (trusted subnets, ports and interfaces are replaced add-before-remove by
+ * gatemaps.c); only then are the new parts swapped in and the old ones
+ * closed. A failure at any step keeps the old configuration whole. What did
+ * not change (a source, a socket) stays open and loses nothing.
+ *
+ * Exit (SIGTERM) saves the state file and the read positions and leaves the
+ * gate attached: the gate fails closed, only `relaygatectl detach` opens it.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <net/if.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/types.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "audit.h"
+#include "authpolicy.h"
+#include "cidr.h"
+#include "config.h"
+#include "control.h"
+#include "duration.h"
+#include "evqueue.h"
+#include "follow.h"
+#include "gatemaps.h"
+#include "grants.h"
+#include "log.h"
+#include "metrics.h"
+#include "policy.h"
+#include "presets.h"
+#include "senderlogins.h"
+#include "state.h"
+
+#define RELAYGATED_VERSION "0.1"
+#define NS_PER_SEC 1000000000ULL
+#define MAX_EPOLL_EVENTS 64
+#define MAX_ATTACH 256
+#define DROP_LOG_PER_SEC 10         /* drop events logged per second */
+#define REJECT_LOG_PER_SEC 5        /* rejected log lines logged per second */
+#define SAVE_ERR_REPEAT_NS (60 * NS_PER_SEC)
+
+/* ------------------------------------------------------------ types */
+
+enum h_kind { H_SOURCE, H_CONTROL, H_EVQ, H_POLICY, H_RINGBUF, H_SIGNAL, H_TIMER };
+
+/* What an epoll event's data.ptr points at. */
+struct handler {
+	enum h_kind kind;
+	void *ptr;
+};
+
+struct daemon;
+
+/* One [source.NAME] at run time. The definition is copied from the config,
+ * so the config it came from may be freed (reload). */
+struct source {
+	struct handler h;
+	struct daemon *d;
+	char name[RG_SOURCE_NAME_MAX + 1];
+	enum rg_source_type type;
+	char path[PATH_MAX];
+	char *match, *failure;
+	struct rg_endpoint listen;
+	enum rg_service service;
+
+	struct rg_preset *preset;        /* log sources */
+	struct rg_follow *follow;
+	char pos_path[PATH_MAX + 64];
+	bool polled;                     /* follow fd is in the epoll set */
+	bool more;                       /* rg_follow_process said: again soon */
+	bool eof;                        /* stdin ended */
+	bool unpollable;                 /* stdin is a regular file: no epoll */
+	struct rg_authpolicy *ap;        /* push source */
+
+	/* Copies /metrics reads (under d->lock). */
+	struct rg_preset_stats pst;
+	struct rg_follow_stats fst;
+};
+
+struct ratelim {
+	unsigned per_sec, used;
+	uint64_t suppressed;
+};
+
+/* Counters of the daemon itself, copied for /metrics on each tick. */
+struct dstats {
+	uint64_t drop_events;            /* records read from the ring buffer */
+	uint64_t drop_log_suppressed;    /* not logged: over DROP_LOG_PER_SEC */
+	uint64_t expired_grants, expired_denies;
+	uint64_t state_saves, state_save_errors;
+	uint64_t reloads, reload_errors;
+	uint64_t evq_dropped;
+	bool policy_on;
+	struct rg_policy_stats policy;
+};
+
+/* What a (re)configuration brings, made before anything is swapped in. */
+struct prepared {
+	struct source **src;
+	bool *src_new;                   /* src[i] was made for this config */
+	size_t nsrc;
+	struct rg_control *control;
+	bool control_new;
+	struct rg_policy *policy;
+	bool policy_new;
+	struct rg_senderlogins *sl;
+	struct rg_audit *audit;
+	bool audit_new;
+	struct rg_metrics *metrics;
+	bool metrics_new;
+};
+
+struct daemon {
+	const char *cfg_path;
+	bool foreground, verbose;
+	int ready_fd;                    /* daemonize: tell the parent; -1 none */
+
+	struct rg_config_file cfg;
+	bool have_cfg;
+	struct rg_gate gate;
+	bool gate_open;
+	struct rg_grants *grants;
+	struct rg_evqueue *evq;
+	struct rg_control *control;
+	struct rg_policy *policy;
+	struct rg_policy_maps pmaps;
+	struct rg_senderlogins *sl;
+	struct rg_audit *audit;
+	struct rg_metrics *metrics;
+	struct ring_buffer *rb;
+
+	struct source **src;
+	size_t nsrc;
+
+	int ep, sfd, tfd;
+	struct handler h_control, h_evq, h_policy, h_rb, h_sig, h_timer;
+	bool running;
+
+	unsigned *tiface;                /* trusted ifindexes applied now */
+	size_t ntiface;
+	char tiface_missing[RG_CONFIG_MAX_IFACES];   /* warned: name not there */
+
+	struct rg_state prev;            /* last map walk, sorted by key */
+	bool have_prev;
+	bool save_pending;
+	char save_err[512];
+	uint64_t save_err_ns;
+
+	struct ratelim drop_rl, reject_rl;
+	struct dstats st;                /* main thread */
+
+	pthread_mutex_t lock;            /* what /metrics reads: below, d->src,
+					  * d->control, d->grants, the sources' pst/fst */
+	struct dstats shown;
+};
+
+/* ------------------------------------------------------------ helpers */
+
+static void gate_reset(struct rg_gate *g)
+{
+	memset(g, 0, sizeof(*g));
+	g->config_fd = g->ports_fd = g->tiface_fd = g->trust4_fd = g->trust6_fd = -1;
+	g->grants_fd = g->deny_fd = g->flows_fd = g->stats_fd = g->events_fd = -1;
+	g->lock_fd = -1;
+}
+
+static bool rl_take(struct ratelim *r)
+{
+	if (r->used < r->per_sec) {
+		r->used++;
+		return true;
+	}
+	r->suppressed++;
+	return false;
+}
+
+/* A user name for a log line: printable ASCII, no blanks; "-" when empty. */
+static const char *log_user(const char *u, char *buf, size_t len)
+{
+	size_t i;
+
+	if (!u || !*u)
+		return "-";
+	for (i = 0; u[i] && i + 1 < len; i++)
+		buf[i] = u[i] > 0x20 && u[i] < 0x7f ? u[i] : '?';
+	buf[i] = '\0';
+	return buf;
+}
+
+/* Text of a grant/deny key: the address, or a CIDR when keys are masked. */
+static const char *key_str(const struct rg_gate *g, const struct rg_addr *k, char *buf, size_t len)
+{
+	unsigned plen = k->family == RG_AF_INET ? g->cfg.v4_prefix : g->cfg.v6_prefix;
+	unsigned full = k->family == RG_AF_INET ? 32 : 128;
+
+	return plen >= full ? rg_addr_str(k, buf, len) : rg_cidr_str(k, plen, buf, len);
+}
+
+static const char *dur_ns(uint64_t ns, char *buf, size_t len)
+{
+	return rg_duration_str((ns + NS_PER_SEC - 1) / NS_PER_SEC, buf, len);
+}
+
+/* "127.0.0.1:9469" or "[::1]:9469" from a parsed endpoint. */
+static const char *endpoint_hostport(const struct rg_endpoint *e, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	if (e->sa.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&e->sa;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
+		snprintf(buf, len, "[%s]:%u", a, ntohs(s6->sin6_port));
+	} else {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)&e->sa;
+
+		inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
+		snprintf(buf, len, "%s:%u", a, ntohs(s4->sin_port));
+	}
+	return buf;
+}
+
+static bool endpoint_same(const struct rg_endpoint *a, const struct rg_endpoint *b)
+{
+	if (a->set != b->set)
+		return false;
+	if (!a->set)
+		return true;
+	if (a->is_unix != b->is_unix)
+		return false;
+	if (a->is_unix)
+		return !strcmp(a->path, b->path);
+	return a->salen == b->salen && !memcmp(&a->sa, &b->sa, a->salen);
+}
+
+static bool str_same(const char *a, const char *b)
+{
+	if (!a || !b)
+		return a == b;
+	return !strcmp(a, b);
+}
+
+static int mkdir_p(const char *dir, mode_t mode)
+{
+	char p[PATH_MAX];
+	size_t i, n = strlen(dir);
+
+	if (!n || n >= sizeof(p))
+		return -ENAMETOOLONG;
+	memcpy(p, dir, n + 1);
+	for (i = 1; i <= n; i++) {
+		if (p[i] != '/' && p[i] != '\0')
+			continue;
+		p[i] = '\0';
+		if (mkdir(p, mode) && errno != EEXIST)
+			return -errno;
+		p[i] = i < n ? '/' : '\0';
+	}
+	return 0;
+}
+
+static void state_dir(const char *state_file, char *buf, size_t len)
+{
+	const char *slash = strrchr(state_file, '/');
+
+	if (!slash)
+		snprintf(buf, len, ".");
+	else if (slash == state_file)
+		snprintf(buf, len, "/");
+	else
+		snprintf(buf, len, "%.*s", (int)(slash - state_file), state_file);
+}
+
+/* FNV-1a: the position file is named after the source and its path, so a
+ * source pointed at another file never resumes at a position of the old
+ * one (that would replay the new file from its start: old logins). */
+static uint32_t fnv1a(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	return h;
+}
+
+static int ep_add(struct daemon *d, int fd, struct handler *h)
+{
+	struct epoll_event e = { .events = EPOLLIN, .data.ptr = h };
+
+	return epoll_ctl(d->ep, EPOLL_CTL_ADD, fd, &e) ? -errno : 0;
+}
+
+static void ep_del(struct daemon *d, int fd)
+{
+	if (fd >= 0 && d->ep >= 0)
+		epoll_ctl(d->ep, EPOLL_CTL_DEL, fd, NULL);
+}
+
+/* A startup error: logged, and passed to the waiting parent (daemonize). */
+static void __attribute__((format(printf, 2, 3)))
+startup_error(struct daemon *d, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	rg_err("%s", line);
+	if (d->ready_fd >= 0) {
+		size_t n = strlen(line);
+
+		if (write(d->ready_fd, line, n) != (ssize_t)n) {
+			/* the parent reads what it gets */
+		}
+		close(d->ready_fd);
+		d->ready_fd = -1;
+	}
+}
+
+/* ------------------------------------------------------------ events */
+
+/* The one way into grants.c: every source ends here. */
+static enum rg_grants_result handle_event(struct daemon *d, struct rg_auth_event *ev)
+{
+	return rg_grants_handle(d->grants, ev, rg_now_ns());
+}
+
+static struct source *source_by_name(struct daemon *d, const char *name)
+{
+	size_t i;
+
+	for (i = 0; name && i < d->nsrc; i++)
+		if (!strcmp(d->src[i]->name, name))
+			return d->src[i];
+	return NULL;
+}
+
+static void on_line(const char *line, size_t len, void *ctx)
+{
+	struct source *s = ctx;
+	struct daemon *d = s->d;
+	struct rg_auth_event ev;
+	int r;
+
+	r = rg_preset_parse(s->preset, line, len, &ev);
+	if (r == 0)
+		return;
+	if (r < 0) {
+		if (rl_take(&d->reject_rl))
+			rg_warn("source %s: line rejected: %s", s->name, rg_preset_why(s->preset));
+		return;
+	}
+	ev.source = s->name;
+	if (s->service != RG_SERVICE_NONE)
+		ev.service = s->service;
+	handle_event(d, &ev);
+}
+
+static void on_push_event(const struct rg_auth_event *e, void *ctx)
+{
+	struct daemon *d = ctx;
+	struct rg_auth_event ev = *e;
+	struct source *s = source_by_name(d, ev.source);
+
+	if (s && s->service != RG_SERVICE_NONE)
+		ev.service = s->service;
+	handle_event(d, &ev);
+}
+
+static int on_control_event(const struct rg_auth_event *e, void *ctx, char *err, size_t errlen)
+{
+	struct daemon *d = ctx;
+	struct rg_auth_event ev = *e;
+
+	switch (handle_event(d, &ev)) {
+	case RG_GRANTS_ERROR:
+		snprintf(err, errlen, "%s", rg_grants_error(d->grants));
+		return -1;
+	case RG_GRANTS_IGNORED:
+		snprintf(err, errlen, "ignored: %s", rg_grants_error(d->grants));
+		return -1;
+	default:
+		return 0;
+	}
+}
+
+static int on_drop(void *ctx, void *data, size_t size)
+{
+	struct daemon *d = ctx;
+	const struct rg_drop_event *e = data;
+	char a[RG_ADDRSTRLEN], ifn[IF_NAMESIZE];
+
+	if (size < sizeof(*e))
+		return 0;
+	d->st.drop_events++;
+	if (!rl_take(&d->drop_rl)) {
+		d->st.drop_log_suppressed++;
+		return 0;
+	}
+	if (!if_indextoname(e->ifindex, ifn))
+		snprintf(ifn, sizeof(ifn), "ifindex %u", e->ifindex);
+	rg_info("drop %s%s%s port %u -> %u on %s: %s",
+		e->src.family == RG_AF_INET6 ? "[" : "", rg_addr_str(&e->src, a, sizeof(a)),
+		e->src.family == RG_AF_INET6 ? "]" : "", e->sport, e->dport, ifn,
+		rg_stat_name(e->reason));
+	return 0;
+}
+
+/* ------------------------------------------------------------ sources */
+
+static void source_process(struct source *s)
+{
+	int r;
+
+	if (!s->follow || s->eof)
+		return;
+	r = rg_follow_process(s->follow);
+	s->more = r == RG_FOLLOW_MORE || (s->unpollable && r != RG_FOLLOW_EOF && r >= 0);
+	if (r == RG_FOLLOW_EOF) {
+		rg_info("source %s: end of %s", s->name, strcmp(s->path, "-") ? s->path : "stdin");
+		s->eof = true;
+		if (s->polled) {
+			ep_del(s->d, rg_follow_fd(s->follow));
+			s->polled = false;
+		}
+	} else if (r < 0 && rl_take(&s->d->reject_rl)) {
+		rg_warn("source %s: reading %s: %s", s->name, s->path, strerror(-r));
+	}
+}
+
+static void source_free(struct daemon *d, struct source *s)
+{
+	if (!s)
+		return;
+	if (s->follow) {
+		if (s->polled)
+			ep_del(d, rg_follow_fd(s->follow));
+		rg_follow_close(s->follow);      /* saves the position */
+	}
+	rg_authpolicy_stop(s->ap);
+	rg_preset_free(s->preset);
+	free(s->match);
+	free(s->failure);
+	free(s);
+}
+
+static bool source_same(const struct source *s, const struct rg_source_cfg *c)
+{
+	return !strcmp(s->name, c->name) && s->type == c->type && !strcmp(s->path, c->path) &&
+	       str_same(s->match, c->match) && str_same(s->failure, c->failure) &&
+	       endpoint_same(&s->listen, &c->listen) && s->service == c->service;
+}
+
+static struct source *source_new(struct daemon *d, const struct rg_config_file *cfg,
+				 const struct rg_source_cfg *c, char *err, size_t errlen)
+{
+	struct source *s = calloc(1, sizeof(*s));
+	char e[512], dir[PATH_MAX];
+
+	if (!s) {
+		snprintf(err, errlen, "[source.%s]: out of memory", c->name);
+		return NULL;
+	}
+	s->h.kind = H_SOURCE;
+	s->h.ptr = s;
+	s->d = d;
+	snprintf(s->name, sizeof(s->name), "%s", c->name);
+	s->type = c->type;
+	snprintf(s->path, sizeof(s->path), "%s", c->path);
+	s->listen = c->listen;
+	s->service = c->service;
+	if ((c->match && !(s->match = strdup(c->match))) ||
+	    (c->failure && !(s->failure = strdup(c->failure)))) {
+		snprintf(err, errlen, "[source.%s]: out of memory", c->name);
+		goto fail;
+	}
+	if (!rg_source_is_log(c->type)) {
+		struct rg_authpolicy_opts o = { .source = s->name };
+		char lis[96];
+
+		o.listen = endpoint_hostport(&c->listen, lis, sizeof(lis));
+		if (!c->listen.set)
+			o.listen = NULL;
+		if (rg_authpolicy_start(&s->ap, &o, d->evq, e, sizeof(e))) {
+			snprintf(err, errlen, "[source.%s]: %s", c->name, e);
+			goto fail;
+		}
+		return s;
+	}
+	s->preset = rg_preset_new((enum rg_preset_type)c->type, c->match, c->failure, e, sizeof(e));
+	if (!s->preset) {
+		snprintf(err, errlen, "[source.%s]: %s", c->name, e);
+		goto fail;
+	}
+	if (strcmp(c->path, "-")) {
+		state_dir(cfg->grants.state_file, dir, sizeof(dir));
+		snprintf(s->pos_path, sizeof(s->pos_path), "%s/%s.%08x.pos", dir, c->name,
+			 fnv1a(c->path));
+	}
+	{
+		struct rg_follow_opts fo = {
+			.path = c->path,
+			.pos_path = s->pos_path[0] ? s->pos_path : NULL,
+			.cb = on_line,
+			.ctx = s,
+		};
+
+		s->follow = rg_follow_open(&fo, e, sizeof(e));
+	}
+	if (!s->follow) {
+		snprintf(err, errlen, "[source.%s]: %s", c->name, e);
+		goto fail;
+	}
+	return s;
+fail:
+	source_free(d, s);
+	return NULL;
+}
+
+/* Put a log source's descriptor into the loop. */
+static int source_poll(struct daemon *d, struct source *s, char *err, size_t errlen)
+{
+	int r;
+
+	if (!s->follow || s->polled || s->eof)
+		return 0;
+	r = ep_add(d, rg_follow_fd(s->follow), &s->h);
+	if (r == -EPERM) {
+		/* stdin redirected from a regular file: read it until EOF. */
+		s->unpollable = true;
+		s->more = true;
+		return 0;
+	}
+	if (r) {
+		snprintf(err, errlen, "[source.%s]: epoll: %s", s->name, strerror(-r));
+		return r;
+	}
+	s->polled = true;
+	s->more = true;          /* read what is there already */
+	return 0;
+}
+
+/* Copy the counters /metrics shows. Caller holds d->lock. */
+static void source_snapshot(struct source *s)
+{
+	if (s->preset)
+		rg_preset_get_stats(s->preset, &s->pst);
+	if (s->follow)
+		rg_follow_get_stats(s->follow, &s->fst);
+}
+
+/* ------------------------------------------------------------ gate */
+
+static void load_opts(const struct rg_config_file *c, struct rg_load_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->grants_max = c->grants.max;
+	o->v4_prefix = c->grants.ipv4_prefix;
+	o->v6_prefix = c->grants.ipv6_prefix;
+	o->reject_rst = c->gate.reject_rst;
+	o->apply_reject = true;
+	o->ports = c->gate.ports;
+	o->nports = c->gate.n_ports;
+}
+
+/*
+ * Attach the gate to each [gate] interface not attached yet, adopting those
+ * that are (pinned under pin_dir). All or nothing: on a failure, what this
+ * call attached is detached again. With no interface, make sure the maps
+ * exist (adopting them when pinned).
+ */
+static int gate_attach_all(struct daemon *d, const struct rg_config_file *c, char *err, size_t errlen)
+{
+	struct rg_attachment *att;
+	bool *mine;
+	struct rg_load_opts o;
+	int natt, r = 0;
+	size_t i;
+	char e[512];
+
+	load_opts(c, &o);
+	if (!c->gate.n_ifaces) {
+		struct rg_gate probe;
+
+		gate_reset(&probe);
+		r = rg_gate_open(&probe, c->gate.pin_dir);
+		if (!r) {
+			rg_gate_close(&probe);
+			return 0;
+		}
+		if (r != -ENOENT) {
+			snprintf(err, errlen, "%s", probe.err);
+			return r;
+		}
+		r = rg_gate_create(c->gate.pin_dir, &o, e, sizeof(e));
+		if (r) {
+			snprintf(err, errlen, "%s", e);
+			return r;
+		}
+		rg_warn("no [gate] interface configured: maps created under %s, but the gate is attached nowhere",
+			c->gate.pin_dir);
+		return 0;
+	}
+	att = calloc(MAX_ATTACH, sizeof(*att));
+	mine = calloc(c->gate.n_ifaces, sizeof(*mine));
+	if (!att || !mine) {
+		free(att);
+		free(mine);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	natt = rg_gate_attachments(c->gate.pin_dir, att, MAX_ATTACH);
+	if (natt < 0)
+		natt = 0;
+	for (i = 0; i < c->gate.n_ifaces; i++) {
+		const char *ifn = c->gate.ifaces[i];
+		int j;
+
+		for (j = 0; j < natt; j++)
+			if (!strcmp(att[j].ifname, ifn))
+				break;
+		if (j < natt) {
+			if (!att[j].ifindex || !att[j].prog_id)
+				rg_warn("gate on %s: pinned under %s, but %s; `relaygatectl detach %s` and restart to attach it again",
+					ifn, c->gate.pin_dir,
+					att[j].ifindex ? "its program was removed" : "the interface is gone",
+					ifn);
+			else if (att[j].mode != c->gate.mode)
+				rg_warn("gate on %s: already attached in %s mode, not %s: keeping it (detach it to change the mode)",
+					ifn, rg_mode_name(att[j].mode), rg_mode_name(c->gate.mode));
+			else
+				rg_info("gate on %s: adopting the attached gate (%s, prog id %u)", ifn,
+					rg_mode_name(att[j].mode), att[j].prog_id);
+			continue;
+		}
+		r = rg_gate_attach(c->gate.pin_dir, ifn, c->gate.mode, &o, e, sizeof(e));
+		if (r) {
+			snprintf(err, errlen, "%s", e);
+			break;
+		}
+		mine[i] = true;
+		rg_info("gate attached to %s (%s)", ifn, rg_mode_name(c->gate.mode));
+	}
+	if (r) {
+		for (i = 0; i < c->gate.n_ifaces; i++) {
+			if (!mine[i])
+				continue;
+			if (rg_gate_detach(c->gate.pin_dir, c->gate.ifaces[i], e, sizeof(e)))
+				rg_warn("undoing the attach to %s: %s", c->gate.ifaces[i], e);
+		}
+	}
+	/* Interfaces no longer configured stay attached: only detach opens. */
+	for (i = 0; d->have_cfg && i < d->cfg.gate.n_ifaces; i++) {
+		size_t k;
+
+		for (k = 0; k < c->gate.n_ifaces; k++)
+			if (!strcmp(c->gate.ifaces[k], d->cfg.gate.ifaces[i]))
+				break;
+		if (k == c->gate.n_ifaces && !r)
+			rg_warn("gate on %s: no longer in [gate] interface, but stays attached (fail closed): `relaygatectl detach %s` opens it",
+				d->cfg.gate.ifaces[i], d->cfg.gate.ifaces[i]);
+	}
+	free(att);
+	free(mine);
+	return r;
+}
+
+static int cmp_unsigned(const void *a, const void *b)
+{
+	unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* [trust] interface names -> sorted ifindexes (missing ones left out). */
+static size_t resolve_tiface(const struct rg_config_file *c, unsigned *out, char *missing)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < c->trust.n_ifaces; i++) {
+		unsigned idx = if_nametoindex(c->trust.ifaces[i]);
+
+		if (missing)
+			missing[i] = !idx;
+		if (idx)
+			out[n++] = idx;
+	}
+	qsort(out, n, sizeof(*out), cmp_unsigned);
+	return n;
+}
+
+/* periodic: the tick's check (say what appeared); else a (re)configuration
+ * (warn about every missing name). */
+static int apply_tiface(struct daemon *d, const struct rg_config_file *c, bool periodic)
+{
+	unsigned idx[RG_CONFIG_MAX_IFACES];
+	char missing[RG_CONFIG_MAX_IFACES];
+	size_t n, i;
+	int r;
+
+	n = resolve_tiface(c, idx, missing);
+	for (i = 0; i < c->trust.n_ifaces; i++) {
+		if (missing[i] && (!periodic || !d->tiface_missing[i]))
+			rg_warn("trusted interface %s does not exist (yet): its traffic is not trusted until it appears",
+				c->trust.ifaces[i]);
+		else if (!missing[i] && d->tiface_missing[i] && periodic)
+			rg_info("trusted interface %s appeared: trusted now", c->trust.ifaces[i]);
+	}
+	if (d->tiface && n == d->ntiface && !memcmp(idx, d->tiface, n * sizeof(*idx))) {
+		memcpy(d->tiface_missing, missing, sizeof(missing));
+		return 0;
+	}
+	r = rg_tiface_replace(&d->gate, idx, n);
+	if (r)
+		return r;
+	memcpy(d->tiface_missing, missing, sizeof(missing));
+	free(d->tiface);
+	d->tiface = calloc(n ? n : 1, sizeof(*idx));
+	if (d->tiface)
+		memcpy(d->tiface, idx, n * sizeof(*idx));
+	d->ntiface = d->tiface ? n : 0;
+	return 0;
+}
+
+struct rekey_ctx {
+	struct rg_state st;
+	int err;
+};
+
+static int rekey_grant_cb(const struct rg_addr *k, const struct rg_grant *v, void *ctx)
+{
+	struct rekey_ctx *rc = ctx;
+
+	if (rg_state_add_grant(&rc->st, k, v))
+		rc->err = -ENOMEM;
+	return rc->err;
+}
+
+static int rekey_deny_cb(const struct rg_addr *k, const struct rg_deny *v, void *ctx)
+{
+	struct rekey_ctx *rc = ctx;
+
+	if (rg_state_add_deny(&rc->st, k, v))
+		rc->err = -ENOMEM;
+	return rc->err;
+}
+
+/* After a prefix change, move every grant and deny to its key under the new
+ * prefixes (g->cfg holds them already). */
+static void rekey_maps(struct daemon *d)
+{
+	struct rekey_ctx rc = { 0 };
+	unsigned moved = 0;
+	uint64_t now = rg_now_ns();
+	size_t i;
+
+	rg_grant_foreach(&d->gate, rekey_grant_cb, &rc);
+	rg_deny_foreach(&d->gate, rekey_deny_cb, &rc);
+	for (i = 0; i < rc.st.ngrants; i++) {
+		struct rg_state_grant *e = &rc.st.grants[i];
+		struct rg_addr nk = e->key;
+
+		rg_addr_key(&nk, d->gate.cfg.v4_prefix, d->gate.cfg.v6_prefix);
+		if (!memcmp(&nk, &e->key, sizeof(nk)))
+			continue;
+		if (!rg_grant_put_abs(&d->gate, &e->key, &e->v)) {
+			bpf_map_delete_elem(d->gate.grants_fd, &e->key);
+			moved++;
+		}
+	}
+	for (i = 0; i < rc.st.ndenies; i++) {
+		struct rg_state_deny *e = &rc.st.denies[i];
+		struct rg_addr nk = e->key;
+
+		rg_addr_key(&nk, d->gate.cfg.v4_prefix, d->gate.cfg.v6_prefix);
+		if (!memcmp(&nk, &e->key, sizeof(nk)) || e->v.expires <= now)
+			continue;
+		if (!rg_deny_put(&d->gate, &e->key, e->v.expires - now, e->v.origin, e->v.failures)) {
+			bpf_map_delete_elem(d->gate.deny_fd, &e->key);
+			moved++;
+		}
+	}
+	rg_state_free(&rc.st);
+	if (moved)
+		rg_info("grant prefixes changed to /%u and /%u: %u entries moved to their new keys",
+			d->gate.cfg.v4_prefix, d->gate.cfg.v6_prefix, moved);
+	d->have_prev = false;    /* keys moved: no "removed outside" noise */
+}
+
+/* rg_config: reject mode and grant key prefixes. */
+static int apply_gate_config(struct daemon *d, const struct rg_config_file *c)
+{
+	struct rg_config gc;
+	bool prefix_changed;
+	int r;
+
+	r = rg_config_read(&d->gate, &gc);
+	if (r)
+		return r;
+	{
+		struct rg_config want = gc;
+
+		want.flags = c->gate.reject_rst ? gc.flags | RG_CFG_REJECT_RST : gc.flags & ~RG_CFG_REJECT_RST;
+		want.v4_prefix = c->grants.ipv4_prefix;
+		want.v6_prefix = c->grants.ipv6_prefix;
+		if (!memcmp(&want, &gc, sizeof(gc))) {
+			d->gate.cfg = gc;
+			return 0;
+		}
+		prefix_changed = want.v4_prefix != gc.v4_prefix || want.v6_prefix != gc.v6_prefix;
+		r = rg_config_write(&d->gate, &want);
+		if (r)
+			return r;
+	}
+	if (prefix_changed)
+		rekey_maps(d);
+	return 0;
+}
+
+/*
+ * Apply a config to the maps: reject mode and prefixes, ports, trusted
+ * subnets, trusted interfaces. On a failure, old (when given) is applied
+ * back, best effort, and the error is in err.
+ */
+static int apply_maps(struct daemon *d, const struct rg_config_file *c,
+		      const struct rg_config_file *old, char *err, size_t errlen)
+{
+	int r, step = 0;
+
+	r = apply_gate_config(d, c);
+	if (r)
+		goto fail;
+	step = 1;
+	r = rg_ports_set(&d->gate, c->gate.ports, c->gate.n_ports);
+	if (r)
+		goto fail;
+	step = 2;
+	r = rg_trust_replace(&d->gate, c->trust.subnets, c->trust.n_subnets);
+	if (r)
+		goto fail;
+	step = 3;
+	r = apply_tiface(d, c, false);
+	if (r)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "%s", d->gate.err);
+	if (old) {
+		if (step >= 3)
+			rg_trust_replace(&d->gate, old->trust.subnets, old->trust.n_subnets);
+		if (step >= 2)
+			rg_ports_set(&d->gate, old->gate.ports, old->gate.n_ports);
+		if (step >= 1)
+			apply_gate_config(d, old);
+	}
+	return r;
+}
+
+static void grants_conf(const struct rg_config_file *c, struct rg_grants_conf *gc)
+{
+	memset(gc, 0, sizeof(*gc));
+	gc->ttl_ns = c->grants.ttl * NS_PER_SEC;
+	gc->after_failures = c->deny.after_failures;
+	gc->within_ns = c->deny.within * NS_PER_SEC;
+	gc->deny_ttl_ns = c->deny.ttl * NS_PER_SEC;
+	gc->v4_prefix = c->grants.ipv4_prefix;
+	gc->v6_prefix = c->grants.ipv6_prefix;
+	gc->trusted = c->trust.subnets;
+	gc->ntrusted = c->trust.n_subnets;
+}
+
+/* ------------------------------------------------------------ state */
+
+struct walk_ctx {
+	struct daemon *d;
+	struct rg_state cur;
+	uint64_t now;
+	int err;
+};
+
+static int walk_grant_cb(const struct rg_addr *k, const struct rg_grant *v, void *ctx)
+{
+	struct walk_ctx *w = ctx;
+	struct daemon *d = w->d;
+
+	if (v->expires <= w->now) {
+		struct rg_grant again;
+		char a[RG_ADDRSTRLEN], u[RG_USER_LEN];
+
+		/* Looked up again: relaygatectl may have just extended it. */
+		if (!bpf_map_lookup_elem(d->gate.grants_fd, k, &again) && again.expires > w->now) {
+			if (rg_state_add_grant(&w->cur, k, &again))
+				w->err = -ENOMEM;
+			return w->err;
+		}
+		if (bpf_map_delete_elem(d->gate.grants_fd, k))
+			return 0;
+		d->st.expired_grants++;
+		rg_info("expire grant %s user=%s service=%s origin=%s",
+			key_str(&d->gate, k, a, sizeof(a)), log_user(v->user, u, sizeof(u)),
+			rg_service_name(v->service), rg_origin_name(v->origin));
+		return 0;
+	}
+	if (rg_state_add_grant(&w->cur, k, v))
+		w->err = -ENOMEM;
+	return w->err;
+}
+
+static int walk_deny_cb(const struct rg_addr *k, const struct rg_deny *v, void *ctx)
+{
+	struct walk_ctx *w = ctx;
+	struct daemon *d = w->d;
+
+	if (v->expires <= w->now) {
+		struct rg_deny again;
+		char a[RG_ADDRSTRLEN];
+
+		if (!bpf_map_lookup_elem(d->gate.deny_fd, k, &again) && again.expires > w->now) {
+			if (rg_state_add_deny(&w->cur, k, &again))
+				w->err = -ENOMEM;
+			return w->err;
+		}
+		if (bpf_map_delete_elem(d->gate.deny_fd, k))
+			return 0;
+		d->st.expired_denies++;
+		rg_info("expire deny %s failures=%u origin=%s", key_str(&d->gate, k, a, sizeof(a)),
+			v->failures, rg_origin_name(v->origin));
+		return 0;
+	}
+	if (rg_state_add_deny(&w->cur, k, v))
+		w->err = -ENOMEM;
+	return w->err;
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct rg_addr));
+}
+
+static int cmp_grant(const void *a, const void *b)
+{
+	return cmp_key(&((const struct rg_state_grant *)a)->key,
+		       &((const struct rg_state_grant *)b)->key);
+}
+
+static int cmp_deny(const void *a, const void *b)
+{
+	return cmp_key(&((const struct rg_state_deny *)a)->key,
+		       &((const struct rg_state_deny *)b)->key);
+}
+
+static bool grants_equal(const struct rg_state *a, const struct rg_state *b)
+{
+	size_t i;
+
+	if (a->ngrants != b->ngrants || a->ndenies != b->ndenies)
+		return false;
+	for (i = 0; i < a->ngrants; i++)
+		if (memcmp(&a->grants[i].key, &b->grants[i].key, sizeof(struct rg_addr)) ||
+		    memcmp(&a->grants[i].v, &b->grants[i].v, sizeof(struct rg_grant)))
+			return false;
+	for (i = 0; i < a->ndenies; i++)
+		if (memcmp(&a->denies[i].key, &b->denies[i].key, sizeof(struct rg_addr)) ||
+		    memcmp(&a->denies[i].v, &b->denies[i].v, sizeof(struct rg_deny)))
+			return false;
+	return true;
+}
+
+/* Log what changed in the maps without us: grants and denies removed before
+ * their expiry (relaygatectl grant del, deny del, or LRU eviction of a full
+ * map) and ones added with relaygatectl. Both arrays sorted. */
+static void log_outside_changes(struct daemon *d, const struct rg_state *prev,
+				const struct rg_state *cur, uint64_t now)
+{
+	char a[RG_ADDRSTRLEN], u[RG_USER_LEN], t[32];
+	size_t i = 0, j = 0;
+
+	while (i < prev->ngrants || j < cur->ngrants) {
+		int c = i == prev->ngrants ? 1 : j == cur->ngrants ? -1 :
+			cmp_key(&prev->grants[i].key, &cur->grants[j].key);
+
+		if (c < 0) {
+			const struct rg_state_grant *e = &prev->grants[i++];
+
+			if (e->v.expires > now)
+				rg_info("revoke grant %s user=%s: removed outside relaygated (relaygatectl grant del, or evicted from a full map)",
+					key_str(&d->gate, &e->key, a, sizeof(a)),
+					log_user(e->v.user, u, sizeof(u)));
+		} else if (c > 0) {
+			const struct rg_state_grant *e = &cur->grants[j++];
+
+			if (e->v.origin == RG_ORIGIN_CLI)
+				rg_info("grant %s user=%s source=cli ttl=%s (added with relaygatectl)",
+					key_str(&d->gate, &e->key, a, sizeof(a)),
+					log_user(e->v.user, u, sizeof(u)),
+					dur_ns(e->v.expires - now, t, sizeof(t)));
+		} else {
+			i++;
+			j++;
+		}
+	}
+	i = j = 0;
+	while (i < prev->ndenies || j < cur->ndenies) {
+		int c = i == prev->ndenies ? 1 : j == cur->ndenies ? -1 :
+			cmp_key(&prev->denies[i].key, &cur->denies[j].key);
+
+		if (c < 0) {
+			const struct rg_state_deny *e = &prev->denies[i++];
+
+			if (e->v.expires > now)
+				rg_info("revoke deny %s: removed outside relaygated (relaygatectl deny del, or evicted from a full map)",
+					key_str(&d->gate, &e->key, a, sizeof(a)));
+		} else if (c > 0) {
+			const struct rg_state_deny *e = &cur->denies[j++];
+
+			if (e->v.origin == RG_ORIGIN_CLI)
+				rg_info("deny %s source=cli ttl=%s (added with relaygatectl)",
+					key_str(&d->gate, &e->key, a, sizeof(a)),
+					dur_ns(e->v.expires - now, t, sizeof(t)));
+		} else {
+			i++;
+			j++;
+		}
+	}
+}
+
+static void save_state(struct daemon *d, const struct rg_state *st)
+{
+	struct rg_state_clocks clk;
+	char err[512];
+	int r;
+
+	rg_state_clocks_now(&clk);
+	r = rg_state_save(d->cfg.grants.state_file, st, &clk, err, sizeof(err));
+	if (!r) {
+		d->st.state_saves++;
+		d->save_pending = false;
+		if (d->save_err[0]) {
+			rg_info("state file %s: saved again", d->cfg.grants.state_file);
+			d->save_err[0] = '\0';
+		}
+		return;
+	}
+	d->st.state_save_errors++;
+	/* Say it once, again when it changes, and once a minute. */
+	if (strcmp(err, d->save_err) || clk.boot_ns - d->save_err_ns >= SAVE_ERR_REPEAT_NS) {
+		rg_err("saving the state file: %s (grants will not survive a reboot until this works)",
+		       err);
+		snprintf(d->save_err, sizeof(d->save_err), "%s", err);
+		d->save_err_ns = clk.boot_ns;
+	}
+}
+
+/*
+ * The per-second map walk: expire, log outside changes, save when changed
+ * (or always, with force).
+ */
+static void walk_maps(struct daemon *d, bool force_save)
+{
+	struct walk_ctx w = { .d = d, .now = rg_now_ns() };
+	int r1, r2;
+
+	if (!d->gate_open)
+		return;
+	r1 = rg_grant_foreach(&d->gate, walk_grant_cb, &w);
+	r2 = rg_deny_foreach(&d->gate, walk_deny_cb, &w);
+	if (r1 || r2 || w.err) {
+		if (rl_take(&d->reject_rl))
+			rg_warn("walking the grant maps: %s", w.err ? strerror(-w.err) : d->gate.err);
+		rg_state_free(&w.cur);
+		return;
+	}
+	qsort(w.cur.grants, w.cur.ngrants, sizeof(*w.cur.grants), cmp_grant);
+	qsort(w.cur.denies, w.cur.ndenies, sizeof(*w.cur.denies), cmp_deny);
+	if (!d->have_prev || !grants_equal(&d->prev, &w.cur)) {
+		if (d->have_prev)
+			log_outside_changes(d, &d->prev, &w.cur, w.now);
+		d->save_pending = true;
+	}
+	if (d->save_pending || force_save)
+		save_state(d, &w.cur);
+	rg_state_free(&d->prev);
+	d->prev = w.cur;
+	d->have_prev = true;
+}
+
+/* Grants and denies of the state file back into the maps (after a reboot,
+ * or a purge), never shortening what the pinned maps hold. */
+static void restore_state(struct daemon *d)
+{
+	const char *path = d->cfg.grants.state_file;
+	struct rg_state_clocks clk;
+	struct rg_state st = { 0 };
+	unsigned put_g = 0, put_d = 0, kept = 0, failed = 0;
+	char err[512], a[RG_ADDRSTRLEN];
+	size_t i;
+	int r;
+
+	rg_state_clocks_now(&clk);
+	r = rg_state_load(path, &clk, &st, err, sizeof(err));
+	if (r == -ENOENT) {
+		rg_info("state file %s: none yet", path);
+		rg_state_free(&st);
+		return;
+	}
+	if (r) {
+		rg_warn("state file: %s; starting with what the maps hold", err);
+		rg_state_free(&st);
+		return;
+	}
+	for (i = 0; i < st.ngrants; i++) {
+		struct rg_state_grant *e = &st.grants[i];
+		struct rg_addr k = e->key;
+		struct rg_grant old;
+
+		rg_addr_key(&k, d->gate.cfg.v4_prefix, d->gate.cfg.v6_prefix);
+		/* The file rounds expiries up to the second: a map entry less
+		 * than a second shorter is the same one, not to be extended
+		 * (else each restart would add up to a second). */
+		if (!bpf_map_lookup_elem(d->gate.grants_fd, &k, &old) &&
+		    old.expires + NS_PER_SEC >= e->v.expires) {
+			kept++;
+			continue;
+		}
+		if (rg_grant_put_abs(&d->gate, &k, &e->v)) {
+			if (failed++ < 5)
+				rg_warn("restoring grant %s: %s", rg_addr_str(&k, a, sizeof(a)), d->gate.err);
+			continue;
+		}
+		put_g++;
+	}
+	for (i = 0; i < st.ndenies; i++) {
+		struct rg_state_deny *e = &st.denies[i];
+		struct rg_addr k = e->key;
+		struct rg_deny old;
+		uint64_t now = rg_now_ns();
+
+		rg_addr_key(&k, d->gate.cfg.v4_prefix, d->gate.cfg.v6_prefix);
+		if (e->v.expires <= now ||
+		    (!bpf_map_lookup_elem(d->gate.deny_fd, &k, &old) &&
+		     old.expires + NS_PER_SEC >= e->v.expires)) {
+			kept++;
+			continue;
+		}
+		if (rg_deny_put(&d->gate, &k, e->v.expires - now, e->v.origin, e->v.failures)) {
+			if (failed++ < 5)
+				rg_warn("restoring deny %s: %s", rg_addr_str(&k, a, sizeof(a)), d->gate.err);
+			continue;
+		}
+		put_d++;
+	}
+	rg_info("state file %s: restored %u grants and %u denies (%u already in the maps, %u expired, %u corrupt lines, %u failed)",
+		path, put_g, put_d, kept, st.expired, st.bad, failed);
+	rg_state_free(&st);
+}
+
+/* ------------------------------------------------------------ metrics */
+
+static void render(struct rg_mbuf *b, void *ctx)
+{
+	struct daemon *d = ctx;
+	struct dstats s;
+	size_t i, nap = 0;
+
+	bool gate_open;
+
+	/* The gate's fds stay open while this server runs (it is stopped
+	 * first at exit); counting map entries walks the maps, which is not
+	 * done under the lock the main loop takes. */
+	pthread_mutex_lock(&d->lock);
+	gate_open = d->gate_open;
+	pthread_mutex_unlock(&d->lock);
+	if (gate_open)
+		rg_metrics_render_gate(b, &d->gate);
+
+	pthread_mutex_lock(&d->lock);
+	s = d->shown;
+	if (d->grants)
+		rg_grants_metrics(d->grants, b);
+	if (d->control)
+		rg_control_metrics(d->control, b);
+
+	/* Several push sources share one family: rendered here, not by
+	 * rg_authpolicy_metrics (which writes the family header each call). */
+	for (i = 0; i < d->nsrc; i++)
+		nap += d->src[i]->ap != NULL;
+	if (nap) {
+		static const char n[] = "relaygate_authpolicy_requests_total";
+
+		rg_metric_family(b, n, "counter", "Dovecot auth policy requests, by result.");
+		for (i = 0; i < d->nsrc; i++) {
+			struct rg_authpolicy_stats a;
+			const char *src = d->src[i]->name;
+
+			if (!d->src[i]->ap)
+				continue;
+			rg_authpolicy_get_stats(d->src[i]->ap, &a);
+			rg_metric_u64_l2(b, n, "source", src, "result", "allow", a.allow);
+			rg_metric_u64_l2(b, n, "source", src, "result", "login", a.logins);
+			rg_metric_u64_l2(b, n, "source", src, "result", "failure", a.failures);
+			rg_metric_u64_l2(b, n, "source", src, "result", "ignored", a.ignored);
+			rg_metric_u64_l2(b, n, "source", src, "result", "bad_request", a.bad);
+			rg_metric_u64_l2(b, n, "source", src, "result", "unauthorized", a.unauthorized);
+			rg_metric_u64_l2(b, n, "source", src, "result", "queue_full", a.queue_full);
+		}
+	}
+
+	rg_metric_family(b, "relaygate_source_lines_total", "counter",
+			 "Log lines read, by source.");
+	for (i = 0; i < d->nsrc; i++)
+		if (d->src[i]->follow)
+			rg_metric_u64_l1(b, "relaygate_source_lines_total", "source", d->src[i]->name,
+					 d->src[i]->fst.lines);
+	rg_metric_family(b, "relaygate_source_events_parsed_total", "counter",
+			 "Login and failure events parsed from log lines, by source and kind.");
+	for (i = 0; i < d->nsrc; i++) {
+		if (!d->src[i]->preset)
+			continue;
+		rg_metric_u64_l2(b, "relaygate_source_events_parsed_total", "source", d->src[i]->name,
+				 "kind", "login", d->src[i]->pst.logins);
+		rg_metric_u64_l2(b, "relaygate_source_events_parsed_total", "source", d->src[i]->name,
+				 "kind", "failure", d->src[i]->pst.failures);
+	}
+	rg_metric_family(b, "relaygate_source_lines_rejected_total", "counter",
+			 "Log lines that looked like a login but could not be used, by source.");
+	for (i = 0; i < d->nsrc; i++)
+		if (d->src[i]->preset)
+			rg_metric_u64_l1(b, "relaygate_source_lines_rejected_total", "source",
+					 d->src[i]->name, d->src[i]->pst.rejected);
+	rg_metric_family(b, "relaygate_source_lines_skipped_total", "counter",
+			 "Log lines skipped: longer than the limit, or cut by a truncation or rotation.");
+	for (i = 0; i < d->nsrc; i++)
+		if (d->src[i]->follow)
+			rg_metric_u64_l1(b, "relaygate_source_lines_skipped_total", "source",
+					 d->src[i]->name, d->src[i]->fst.too_long + d->src[i]->fst.cut);
+	rg_metric_family(b, "relaygate_source_rotations_total", "counter",
+			 "Log rotations (rename, replace, truncate) seen, by source.");
+	for (i = 0; i < d->nsrc; i++)
+		if (d->src[i]->follow)
+			rg_metric_u64_l1(b, "relaygate_source_rotations_total", "source",
+					 d->src[i]->name, d->src[i]->fst.rotations);
+	rg_metric_family(b, "relaygate_source_lag_bytes", "gauge",
+			 "Bytes written to a source's log and not read yet.");
+	for (i = 0; i < d->nsrc; i++)
+		if (d->src[i]->follow)
+			rg_metric_u64_l1(b, "relaygate_source_lag_bytes", "source", d->src[i]->name,
+					 d->src[i]->fst.lag);
+	pthread_mutex_unlock(&d->lock);
+
+	rg_metric_family(b, "relaygate_drop_events_total", "counter",
+			 "Drop events read from the gate's ring buffer.");
+	rg_metric_u64(b, "relaygate_drop_events_total", s.drop_events);
+	rg_metric_family(b, "relaygate_drop_events_log_suppressed_total", "counter",
+			 "Drop events not logged (over the log rate limit).");
+	rg_metric_u64(b, "relaygate_drop_events_log_suppressed_total", s.drop_log_suppressed);
+	rg_metric_family(b, "relaygate_expired_total", "counter",
+			 "Grants and denies removed at their expiry.");
+	rg_metric_u64_l1(b, "relaygate_expired_total", "map", "grants", s.expired_grants);
+	rg_metric_u64_l1(b, "relaygate_expired_total", "map", "deny", s.expired_denies);
+	rg_metric_family(b, "relaygate_state_saves_total", "counter",
+			 "State file writes, by result.");
+	rg_metric_u64_l1(b, "relaygate_state_saves_total", "result", "ok", s.state_saves);
+	rg_metric_u64_l1(b, "relaygate_state_saves_total", "result", "error", s.state_save_errors);
+	rg_metric_family(b, "relaygate_reloads_total", "counter",
+			 "Configuration reloads (SIGHUP), by result.");
+	rg_metric_u64_l1(b, "relaygate_reloads_total", "result", "ok", s.reloads);
+	rg_metric_u64_l1(b, "relaygate_reloads_total", "result", "error", s.reload_errors);
+	rg_metric_family(b, "relaygate_push_events_dropped_total", "counter",
+			 "Pushed auth events lost because the daemon's queue was full.");
+	rg_metric_u64(b, "relaygate_push_events_dropped_total", s.evq_dropped);
+	if (s.policy_on) {
+		static const char n[] = "relaygate_policy_requests_total";
+
+		rg_metric_family(b, n, "counter", "Postfix policy requests, by answer.");
+		rg_metric_u64_l1(b, n, "answer", "ok", s.policy.ok);
+		rg_metric_u64_l1(b, n, "answer", "dunno", s.policy.dunno);
+		rg_metric_u64_l1(b, n, "answer", "reject", s.policy.reject);
+		rg_metric_u64_l1(b, n, "answer", "malformed", s.policy.malformed);
+		rg_metric_u64_l1(b, n, "answer", "lookup_error", s.policy.lookup_errors);
+		rg_metric_family(b, "relaygate_policy_connections_total", "counter",
+				 "Postfix policy connections, by how they ended or began.");
+		rg_metric_u64_l1(b, "relaygate_policy_connections_total", "result", "accepted",
+				 s.policy.accepted);
+		rg_metric_u64_l1(b, "relaygate_policy_connections_total", "result", "refused",
+				 s.policy.refused);
+		rg_metric_u64_l1(b, "relaygate_policy_connections_total", "result", "timeout",
+				 s.policy.timeouts);
+		rg_metric_u64_l1(b, "relaygate_policy_connections_total", "result", "idle_closed",
+				 s.policy.idle_closed);
+		rg_metric_family(b, "relaygate_policy_connections", "gauge",
+				 "Postfix policy connections open now.");
+		rg_metric_u64(b, "relaygate_policy_connections", s.policy.connections);
+	}
+}
+
+/* Copy counters for /metrics (main thread). */
+static void snapshot(struct daemon *d)
+{
+	size_t i;
+
+	d->st.evq_dropped = d->evq ? rg_evqueue_dropped(d->evq) : 0;
+	d->st.policy_on = d->policy != NULL;
+	if (d->policy)
+		rg_policy_stats(d->policy, &d->st.policy);
+	pthread_mutex_lock(&d->lock);
+	d->shown = d->st;
+	for (i = 0; i < d->nsrc; i++)
+		source_snapshot(d->src[i]);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* ------------------------------------------------------------ configure */
+
+static void prepared_free(struct daemon *d, struct prepared *p, bool only_new)
+{
+	size_t i;
+
+	for (i = 0; i < p->nsrc; i++)
+		if (!only_new || p->src_new[i])
+			source_free(d, p->src[i]);
+	free(p->src);
+	free(p->src_new);
+	if (!only_new || p->control_new)
+		rg_control_close(p->control);
+	if (!only_new || p->policy_new)
+		rg_policy_free(p->policy);
+	if (!only_new || p->sl != d->sl)
+		rg_senderlogins_free(p->sl);
+	if (!only_new || p->audit_new)
+		rg_audit_close(p->audit);
+	if (!only_new || p->metrics_new)
+		rg_metrics_stop(p->metrics);
+	memset(p, 0, sizeof(*p));
+}
+
+static void policy_listen_str(const struct rg_endpoint *e, char *buf, size_t len)
+{
+	char hp[96];
+
+	if (e->is_unix)
+		snprintf(buf, len, "unix:%s", e->path);
+	else
+		snprintf(buf, len, "inet:%s", endpoint_hostport(e, hp, sizeof(hp)));
+}
+
+/*
+ * Make what config c needs and d does not have yet; reuse what is unchanged.
+ * Changes nothing of d. 0, or -1 with err (and everything made freed).
+ */
+static int prepare(struct daemon *d, const struct rg_config_file *c, struct prepared *p,
+		   char *err, size_t errlen)
+{
+	const struct rg_config_file *o = d->have_cfg ? &d->cfg : NULL;
+	char e[512];
+	size_t i, k;
+
+	memset(p, 0, sizeof(*p));
+	p->src = calloc(c->n_sources ? c->n_sources : 1, sizeof(*p->src));
+	p->src_new = calloc(c->n_sources ? c->n_sources : 1, sizeof(*p->src_new));
+	if (!p->src || !p->src_new) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	for (i = 0; i < c->n_sources; i++) {
+		const struct rg_source_cfg *sc = &c->sources[i];
+		struct source *s = NULL;
+
+		for (k = 0; k < d->nsrc; k++) {
+			if (source_same(d->src[k], sc)) {
+				s = d->src[k];
+				break;
+			}
+		}
+		if (!s) {
+			s = source_new(d, c, sc, err, errlen);
+			if (!s)
+				goto fail;
+			p->src_new[i] = true;
+		}
+		p->src[p->nsrc++] = s;
+	}
+
+	/* Control socket: a new path needs a new socket; group and mode of
+	 * the same path are changed in place at commit. */
+	if (o && d->control && !strcmp(o->control.socket, c->control.socket)) {
+		p->control = d->control;
+	} else {
+		struct rg_control_opts co = {
+			.path = c->control.socket,
+			.group = c->control.socket_gid == (gid_t)-1 ? "" : c->control.socket_group,
+			.mode = c->control.socket_mode,
+		};
+
+		if (rg_control_open(&p->control, &co, on_control_event, d, e, sizeof(e))) {
+			snprintf(err, errlen, "[control] %s", e);
+			goto fail;
+		}
+		p->control_new = true;
+		if (c->control.socket_gid == (gid_t)-1)
+			rg_warn("control socket %s: group %s does not exist: only root may send events (groupadd --system %s)",
+				c->control.socket, c->control.socket_group, c->control.socket_group);
+	}
+
+	/* Postfix policy service, its sender_logins map and audit log. */
+	if (c->policy.listen.set) {
+		if (c->policy.sender_logins[0]) {
+			p->sl = rg_senderlogins_load(c->policy.sender_logins, e, sizeof(e));
+			if (!p->sl) {
+				snprintf(err, errlen, "[policy] sender_logins: %s", e);
+				goto fail;
+			}
+		}
+		if (o && d->audit && o->policy.listen.set &&
+		    !strcmp(o->policy.audit_log, c->policy.audit_log)) {
+			p->audit = d->audit;
+		} else {
+			p->audit = rg_audit_open(c->policy.audit_log[0] ? c->policy.audit_log : NULL,
+						 e, sizeof(e));
+			if (!p->audit) {
+				snprintf(err, errlen, "[policy] audit_log: %s", e);
+				goto fail;
+			}
+			p->audit_new = true;
+		}
+		if (o && d->policy && endpoint_same(&o->policy.listen, &c->policy.listen)) {
+			p->policy = d->policy;
+		} else {
+			struct rg_policy_opts po = {
+				.socket_owner = c->policy.socket_owner[0] ? c->policy.socket_owner : NULL,
+				.socket_mode = c->policy.socket_mode,
+				.lookup = rg_policy_lookup_maps,
+				.lookup_ctx = &d->pmaps,
+				.sender_logins = p->sl,
+				.audit = p->audit,
+			};
+			char lis[RG_SUN_PATH_MAX + 16];
+
+			policy_listen_str(&c->policy.listen, lis, sizeof(lis));
+			po.listen = lis;
+			p->policy = rg_policy_new(&po, e, sizeof(e));
+			if (!p->policy) {
+				snprintf(err, errlen, "[policy] %s", e);
+				goto fail;
+			}
+			p->policy_new = true;
+		}
+	}
+
+	/* Metrics. */
+	if (c->metrics.listen.set) {
+		if (o && d->metrics && endpoint_same(&o->metrics.listen, &c->metrics.listen)) {
+			p->metrics = d->metrics;
+		} else {
+			char lis[96];
+
+			endpoint_hostport(&c->metrics.listen, lis, sizeof(lis));
+			if (rg_metrics_start(&p->metrics, lis, render, d, e, sizeof(e))) {
+				snprintf(err, errlen, "[metrics] %s", e);
+				goto fail;
+			}
+			p->metrics_new = true;
+		}
+	}
+	return 0;
+fail:
+	prepared_free(d, p, true);
+	return -1;
+}
+
+/* Owner, group and mode of a socket we keep across a reload. */
+static void fix_socket(const char *path, uid_t uid, gid_t gid, mode_t mode, const char *what)
+{
+	if ((uid != (uid_t)-1 || gid != (gid_t)-1) && chown(path, uid, gid))
+		rg_warn("%s %s: chown: %s", what, path, strerror(errno));
+	if (chmod(path, mode))
+		rg_warn("%s %s: chmod: %s", what, path, strerror(errno));
+}
+
+/* Swap the prepared parts in and close the old ones. Cannot fail (a new
+ * source whose descriptor cannot be polled is still read every second). */
+static void commit(struct daemon *d, const struct rg_config_file *c, struct prepared *p)
+{
+	struct rg_metrics *old_metrics = NULL;
+	struct rg_control *old_control = NULL;
+	struct rg_policy *old_policy = NULL;
+	struct rg_senderlogins *old_sl = d->sl;
+	struct rg_audit *old_audit = NULL;
+	struct source **old_src = d->src;
+	size_t old_n = d->nsrc, i, k;
+	char e[512];
+
+	for (i = 0; i < p->nsrc; i++) {
+		if (p->src_new[i] && source_poll(d, p->src[i], e, sizeof(e))) {
+			rg_warn("%s; read once a second instead", e);
+			p->src[i]->unpollable = true;
+		}
+	}
+	if (p->control_new) {
+		old_control = d->control;
+		ep_del(d, d->control ? rg_control_fd(d->control) : -1);
+		if (ep_add(d, rg_control_fd(p->control), &d->h_control))
+			rg_err("control socket: epoll: %s", strerror(errno));
+	} else if (d->have_cfg && p->control &&
+		   (d->cfg.control.socket_gid != c->control.socket_gid ||
+		    d->cfg.control.socket_mode != c->control.socket_mode)) {
+		fix_socket(c->control.socket, (uid_t)-1, c->control.socket_gid,
+			   c->control.socket_mode, "control socket");
+	}
+	if (p->policy != d->policy) {
+		old_policy = d->policy;
+		if (d->policy)
+			ep_del(d, rg_policy_fd(d->policy));
+		if (p->policy && ep_add(d, rg_policy_fd(p->policy), &d->h_policy))
+			rg_err("policy service: epoll: %s", strerror(errno));
+	} else if (p->policy) {
+		if (c->policy.listen.is_unix &&
+		    (d->cfg.policy.owner_uid != c->policy.owner_uid ||
+		     d->cfg.policy.owner_gid != c->policy.owner_gid ||
+		     d->cfg.policy.socket_mode != c->policy.socket_mode))
+			fix_socket(c->policy.listen.path, c->policy.owner_uid, c->policy.owner_gid,
+				   c->policy.socket_mode, "policy socket");
+		rg_policy_set_sender_logins(p->policy, p->sl);
+		rg_policy_set_audit(p->policy, p->audit);
+	}
+	if (p->audit != d->audit)
+		old_audit = d->audit;
+	else if (p->audit && rg_audit_reopen(p->audit, e, sizeof(e)))
+		rg_warn("audit log: %s; writing to the old file", e);
+	if (p->metrics != d->metrics)
+		old_metrics = d->metrics;
+
+	pthread_mutex_lock(&d->lock);
+	d->src = p->src;
+	d->nsrc = p->nsrc;
+	d->control = p->control;
+	d->policy = p->policy;
+	d->sl = p->sl;
+	d->audit = p->audit;
+	d->metrics = p->metrics;
+	pthread_mutex_unlock(&d->lock);
+
+	/* Close what is gone, outside the lock (stopping a server waits for
+	 * its thread, which may be waiting for the lock). */
+	for (i = 0; i < old_n; i++) {
+		for (k = 0; k < p->nsrc; k++)
+			if (p->src[k] == old_src[i])
+				break;
+		if (k == p->nsrc) {
+			rg_info("source %s: closed", old_src[i]->name);
+			source_free(d, old_src[i]);
+		}
+	}
+	free(old_src);
+	free(p->src_new);
+	if (old_control)
+		rg_control_close(old_control);
+	if (old_policy)
+		rg_policy_free(old_policy);
+	if (old_sl && old_sl != p->sl)
+		rg_senderlogins_free(old_sl);
+	if (old_audit)
+		rg_audit_close(old_audit);
+	if (old_metrics)
+		rg_metrics_stop(old_metrics);
+	memset(p, 0, sizeof(*p));
+}
+
+static void describe(struct daemon *d)
+{
+	size_t i;
+
+	for (i = 0; i < d->nsrc; i++) {
+		struct source *s = d->src[i];
+
+		if (s->ap)
+			rg_info("source %s: %s on port %u", s->name, rg_source_type_name(s->type),
+				rg_authpolicy_port(s->ap));
+		else
+			rg_info("source %s: %s following %s", s->name, rg_source_type_name(s->type),
+				strcmp(s->path, "-") ? s->path : "stdin");
+	}
+	rg_info("control socket %s", d->cfg.control.socket);
+	if (d->policy)
+		rg_info("policy service on %s", rg_policy_address(d->policy));
+	if (d->metrics)
+		rg_info("metrics on port %u", rg_metrics_port(d->metrics));
+}
+
+/* SIGHUP. */
+static void reload(struct daemon *d)
+{
+	struct rg_config_file nc;
+	struct rg_grants_conf gc;
+	struct prepared p;
+	char err[1024];
+
+	rg_info("reloading %s", d->cfg_path);
+	if (rg_config_load(d->cfg_path, &nc, err, sizeof(err))) {
+		rg_err("reload: %s; keeping the old configuration", err);
+		d->st.reload_errors++;
+		return;
+	}
+	if (strcmp(nc.gate.pin_dir, d->cfg.gate.pin_dir)) {
+		rg_err("reload: [gate] pin_dir changed (%s -> %s): that needs a restart; keeping the old configuration",
+		       d->cfg.gate.pin_dir, nc.gate.pin_dir);
+		goto fail_cfg;
+	}
+	if (nc.grants.max != d->cfg.grants.max)
+		rg_warn("reload: [grants] max %u applies when the maps are made anew (they hold %ld)",
+			nc.grants.max, rg_map_max_entries(d->gate.grants_fd));
+	if (nc.gate.mode != d->cfg.gate.mode)
+		rg_warn("reload: [gate] mode %s applies to interfaces attached from now on",
+			rg_mode_name(nc.gate.mode));
+	if (prepare(d, &nc, &p, err, sizeof(err))) {
+		rg_err("reload: %s; keeping the old configuration", err);
+		goto fail_cfg;
+	}
+	if (gate_attach_all(d, &nc, err, sizeof(err))) {
+		rg_err("reload: %s; keeping the old configuration", err);
+		goto fail_prep;
+	}
+	grants_conf(&nc, &gc);
+	if (rg_grants_reconfigure(d->grants, &gc, err, sizeof(err))) {
+		rg_err("reload: %s; keeping the old configuration", err);
+		goto fail_prep;
+	}
+	if (apply_maps(d, &nc, &d->cfg, err, sizeof(err))) {
+		rg_err("reload: %s; keeping the old configuration", err);
+		grants_conf(&d->cfg, &gc);
+		rg_grants_reconfigure(d->grants, &gc, err, sizeof(err));
+		goto fail_prep;
+	}
+	if (strcmp(nc.grants.state_file, d->cfg.grants.state_file)) {
+		char dir[PATH_MAX];
+
+		state_dir(nc.grants.state_file, dir, sizeof(dir));
+		mkdir_p(dir, 0750);
+		d->save_pending = true;
+	}
+	commit(d, &nc, &p);
+	rg_config_free(&d->cfg);
+	d->cfg = nc;
+	d->st.reloads++;
+	rg_info("reloaded %s: %zu sources, %zu trusted subnets, %zu trusted interfaces, %zu ports",
+		d->cfg_path, d->nsrc, d->cfg.trust.n_subnets, d->cfg.trust.n_ifaces,
+		d->cfg.gate.n_ports);
+	return;
+fail_prep:
+	prepared_free(d, &p, true);
+fail_cfg:
+	rg_config_free(&nc);
+	d->st.reload_errors++;
+}
+
+/* ------------------------------------------------------------ loop */
+
+static void tick(struct daemon *d)
+{
+	uint64_t exp;
+	size_t i;
+
+	if (read(d->tfd, &exp, sizeof(exp)) < 0 && errno != EAGAIN)
+		rg_warn("timer: %s", strerror(errno));
+	rg_grants_sweep(d->grants, rg_now_ns());
+	walk_maps(d, false);
+	for (i = 0; i < d->nsrc; i++)
+		source_process(d->src[i]);
+	if (d->cfg.trust.n_ifaces && apply_tiface(d, &d->cfg, true) && rl_take(&d->reject_rl))
+		rg_warn("trusted interfaces: %s", d->gate.err);
+	if (d->drop_rl.suppressed)
+		rg_info("drop events: %llu more in the last second not logged",
+			(unsigned long long)d->drop_rl.suppressed);
+	if (d->reject_rl.suppressed)
+		rg_warn("%llu more warnings in the last second not logged",
+			(unsigned long long)d->reject_rl.suppressed);
+	d->drop_rl.used = d->reject_rl.used = 0;
+	d->drop_rl.suppressed = d->reject_rl.suppressed = 0;
+	snapshot(d);
+}
+
+static void on_signal(struct daemon *d)
+{
+	struct signalfd_siginfo si;
+
+	while (read(d->sfd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGHUP:
+			reload(d);
+			snapshot(d);
+			break;
+		case SIGTERM:
+		case SIGINT:
+			rg_info("%s: exiting (the gate stays attached)", strsignal((int)si.ssi_signo));
+			d->running = false;
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static int run(struct daemon *d)
+{
+	struct epoll_event ev[MAX_EPOLL_EVENTS];
+
+	while (d->running) {
+		bool more = false;
+		int n, i;
+		size_t k;
+
+		for (k = 0; k < d->nsrc; k++)
+			more |= d->src[k]->more;
+		n = epoll_wait(d->ep, ev, MAX_EPOLL_EVENTS, more ? 0 : -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			rg_err("epoll_wait: %s", strerror(errno));
+			return -1;
+		}
+		for (i = 0; i < n; i++) {
+			struct handler *h = ev[i].data.ptr;
+
+			switch (h->kind) {
+			case H_SOURCE:
+				source_process(h->ptr);
+				break;
+			case H_CONTROL:
+				if (d->control)
+					rg_control_dispatch(d->control);
+				break;
+			case H_EVQ:
+				rg_evqueue_drain(d->evq, 1024, on_push_event, d);
+				break;
+			case H_POLICY:
+				if (d->policy) {
+					int r = rg_policy_process(d->policy);
+
+					if (r < 0 && rl_take(&d->reject_rl))
+						rg_warn("policy service: %s", strerror(-r));
+				}
+				break;
+			case H_RINGBUF:
+				ring_buffer__consume(d->rb);
+				break;
+			case H_SIGNAL:
+				on_signal(d);
+				break;
+			case H_TIMER:
+				tick(d);
+				break;
+			}
+			if (!d->running)
+				break;
+			/* A reload may have freed a source whose event is
+			 * still in ev[]: stop this round, poll again. */
+			if (h->kind == H_SIGNAL)
+				break;
+		}
+		/* Sources with data left get their turn after each round. */
+		for (k = 0; d->running && k < d->nsrc; k++)
+			if (d->src[k]->more)
+				source_process(d->src[k]);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ start, stop */
+
+static int setup_loop(struct daemon *d)
+{
+	struct itimerspec its = {
+		.it_interval = { .tv_sec = 1 },
+		.it_value = { .tv_sec = 1 },
+	};
+	sigset_t set;
+	int r;
+
+	d->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (d->ep < 0)
+		return -errno;
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	d->sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	d->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (d->sfd < 0 || d->tfd < 0 || timerfd_settime(d->tfd, 0, &its, NULL))
+		return -errno;
+	d->h_sig = (struct handler){ H_SIGNAL, d };
+	d->h_timer = (struct handler){ H_TIMER, d };
+	d->h_control = (struct handler){ H_CONTROL, d };
+	d->h_evq = (struct handler){ H_EVQ, d };
+	d->h_policy = (struct handler){ H_POLICY, d };
+	d->h_rb = (struct handler){ H_RINGBUF, d };
+	r = ep_add(d, d->sfd, &d->h_sig);
+	if (!r)
+		r = ep_add(d, d->tfd, &d->h_timer);
+	if (!r)
+		r = ep_add(d, rg_evqueue_fd(d->evq), &d->h_evq);
+	return r;
+}
+
+static void shutdown_all(struct daemon *d)
+{
+	size_t i;
+
+	/* Events already received still count. */
+	if (d->evq && d->grants)
+		rg_evqueue_drain(d->evq, 0, on_push_event, d);
+	if (d->gate_open && d->grants)
+		walk_maps(d, true);
+	pthread_mutex_lock(&d->lock);
+	d->gate_open = false;
+	pthread_mutex_unlock(&d->lock);
+	rg_metrics_stop(d->metrics);          /* first: it reads everything below */
+	d->metrics = NULL;
+	for (i = 0; i < d->nsrc; i++)
+		source_free(d, d->src[i]);
+	free(d->src);
+	d->src = NULL;
+	d->nsrc = 0;
+	rg_control_close(d->control);
+	rg_policy_free(d->policy);
+	rg_senderlogins_free(d->sl);
+	rg_audit_close(d->audit);
+	if (d->rb)
+		ring_buffer__free(d->rb);
+	rg_grants_free(d->grants);
+	rg_evqueue_free(d->evq);
+	rg_gate_close(&d->gate);              /* never detach: fail closed */
+	rg_state_free(&d->prev);
+	free(d->tiface);
+	if (d->ep >= 0)
+		close(d->ep);
+	if (d->sfd >= 0)
+		close(d->sfd);
+	if (d->tfd >= 0)
+		close(d->tfd);
+	if (d->have_cfg)
+		rg_config_free(&d->cfg);
+}
+
+static int start(struct daemon *d, struct rg_config_file *cfg)
+{
+	struct rg_grants_conf gc;
+	struct prepared p;
+	char err[1024], dir[PATH_MAX];
+	int r;
+
+	r = rg_evqueue_new(&d->evq, 0);
+	if (r) {
+		startup_error(d, "event queue: %s", strerror(-r));
+		return -1;
+	}
+	r = setup_loop(d);
+	if (r) {
+		startup_error(d, "event loop: %s", strerror(-r));
+		return -1;
+	}
+	state_dir(cfg->grants.state_file, dir, sizeof(dir));
+	r = mkdir_p(dir, 0750);
+	if (r)
+		rg_warn("state directory %s: %s (grants will not survive a reboot)", dir, strerror(-r));
+	rg_policy_maps_init(&d->pmaps, &d->gate);
+
+	/* Everything that can fail without touching the gate first. */
+	if (prepare(d, cfg, &p, err, sizeof(err))) {
+		startup_error(d, "%s", err);
+		return -1;
+	}
+	if (gate_attach_all(d, cfg, err, sizeof(err))) {
+		startup_error(d, "%s", err);
+		prepared_free(d, &p, false);
+		return -1;
+	}
+	r = rg_gate_open(&d->gate, cfg->gate.pin_dir);
+	if (r) {
+		startup_error(d, "%s", d->gate.err);
+		prepared_free(d, &p, false);
+		return -1;
+	}
+	pthread_mutex_lock(&d->lock);
+	d->gate_open = true;
+	pthread_mutex_unlock(&d->lock);
+	if (rg_map_max_entries(d->gate.grants_fd) != (long)cfg->grants.max)
+		rg_warn("[grants] max %u: the pinned grant map holds %ld (sizes apply when the maps are made anew)",
+			cfg->grants.max, rg_map_max_entries(d->gate.grants_fd));
+	if (apply_maps(d, cfg, NULL, err, sizeof(err))) {
+		startup_error(d, "%s", err);
+		prepared_free(d, &p, false);
+		return -1;
+	}
+	grants_conf(cfg, &gc);
+	{
+		struct rg_grants *gr;
+
+		if (rg_grants_new(&gr, &d->gate, &gc, err, sizeof(err))) {
+			startup_error(d, "%s", err);
+			prepared_free(d, &p, false);
+			return -1;
+		}
+		pthread_mutex_lock(&d->lock);
+		d->grants = gr;
+		pthread_mutex_unlock(&d->lock);
+	}
+	/* The config moves into d; prepared parts point into their own copies. */
+	d->cfg = *cfg;
+	d->have_cfg = true;
+	memset(cfg, 0, sizeof(*cfg));
+	restore_state(d);
+	walk_maps(d, true);
+
+	d->rb = ring_buffer__new(d->gate.events_fd, on_drop, d, NULL);
+	if (!d->rb)
+		rg_warn("drop events: ring buffer %s: %s (drops are still counted)", RG_MAP_EVENTS,
+			strerror(errno));
+	else if (ep_add(d, ring_buffer__epoll_fd(d->rb), &d->h_rb))
+		rg_warn("drop events: epoll: %s", strerror(errno));
+
+	d->have_cfg = false;     /* commit compares with the old config: none */
+	commit(d, &d->cfg, &p);
+	d->have_cfg = true;
+	snapshot(d);
+	describe(d);
+	return 0;
+}
+
+/* ------------------------------------------------------------ main */
+
+/*
+ * Without --foreground: fork; the child sets up everything and then tells
+ * the parent through a pipe, which exits 0, or 1 after printing the child's
+ * startup error. So `relaygated -c FILE` returns only once the gate is up.
+ */
+static int daemonize(void)
+{
+	int pfd[2];
+	pid_t pid;
+
+	if (pipe2(pfd, O_CLOEXEC))
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid > 0) {
+		char buf[1100];
+		ssize_t n, len = 0;
+
+		close(pfd[1]);
+		while ((n = read(pfd[0], buf + len, sizeof(buf) - 1 - (size_t)len)) > 0 ||
+		       (n < 0 && errno == EINTR))
+			if (n > 0)
+				len += n;
+		buf[len] = '\0';
+		if (len == 1 && buf[0] == '\n')
+			_exit(0);
+		fprintf(stderr, "relaygated: %s\n", len ? buf : "startup failed (see the system log)");
+		_exit(1);
+	}
+	close(pfd[0]);
+	if (setsid() < 0)
+		return -1;
+	if (chdir("/")) {
+		/* stays where it was: nothing relies on it */
+	}
+	return pfd[1];
+}
+
+static void redirect_std(bool keep_stdin)
+{
+	int fd = open("/dev/null", O_RDWR);
+
+	if (fd < 0)
+		return;
+	if (!keep_stdin)
+		dup2(fd, 0);
+	dup2(fd, 1);
+	dup2(fd, 2);
+	if (fd > 2)
+		close(fd);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: relaygated [-c FILE] [--foreground] [--check-config] [-v]\n"
+		"  -c, --config FILE  configuration (default %s)\n"
+		"  -f, --foreground   stay in the foreground, log to stderr (default: detach, log to syslog)\n"
+		"  -t, --check-config validate the configuration and exit (0 valid, 1 not)\n"
+		"  -v, --verbose      debug logging, libbpf's messages too\n"
+		"  -h, --help         this text\n"
+		"  -V, --version      version\n",
+		RG_CONFIG_PATH_DEFAULT);
+}
+
+static int check_config(const struct rg_config_file *c)
+{
+	char e[512];
+	size_t i;
+
+	for (i = 0; i < c->n_sources; i++) {
+		const struct rg_source_cfg *s = &c->sources[i];
+		struct rg_preset *p;
+
+		if (!rg_source_is_log(s->type))
+			continue;
+		p = rg_preset_new((enum rg_preset_type)s->type, s->match, s->failure, e, sizeof(e));
+		if (!p) {
+			fprintf(stderr, "relaygated: %s:%u: [source.%s]: %s\n", c->path, s->line,
+				s->name, e);
+			return 1;
+		}
+		rg_preset_free(p);
+	}
+	if (c->policy.listen.set && c->policy.sender_logins[0]) {
+		struct rg_senderlogins *sl = rg_senderlogins_load(c->policy.sender_logins, e, sizeof(e));
+
+		if (!sl) {
+			fprintf(stderr, "relaygated: [policy] sender_logins: %s\n", e);
+			return 1;
+		}
+		rg_senderlogins_free(sl);
+	}
+	printf("%s: configuration OK\n", c->path);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "check-config", no_argument, NULL, 't' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 },
+	};
+	static struct daemon dm;
+	struct daemon *d = &dm;
+	struct rg_config_file cfg;
+	bool check = false, keep_stdin = false;
+	char err[1024];
+	sigset_t set;
+	size_t i;
+	int c, rc;
+
+	d->cfg_path = RG_CONFIG_PATH_DEFAULT;
+	d->ready_fd = d->ep = d->sfd = d->tfd = -1;
+	gate_reset(&d->gate);
+	pthread_mutex_init(&d->lock, NULL);
+	d->drop_rl.per_sec = DROP_LOG_PER_SEC;
+	d->reject_rl.per_sec = REJECT_LOG_PER_SEC;
+	while ((c = getopt_long(argc, argv, "c:ftvhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			d->cfg_path = optarg;
+			break;
+		case 'f':
+			d->foreground = true;
+			break;
+		case 't':
+			check = true;
+			break;
+		case 'v':
+			d->verbose = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("relaygated %s (map ABI %d)\n", RELAYGATED_VERSION, RG_ABI_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "relaygated: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+
+	/* Nothing is touched before the whole config is known to be good. */
+	if (rg_config_load(d->cfg_path, &cfg, err, sizeof(err))) {
+		fprintf(stderr, "relaygated: %s\n", err);
+		return 1;
+	}
+	if (check) {
+		rc = check_config(&cfg);
+		rg_config_free(&cfg);
+		return rc;
+	}
+	for (i = 0; i < cfg.n_sources; i++)
+		if (rg_source_is_log(cfg.sources[i].type) && !strcmp(cfg.sources[i].path, "-"))
+			keep_stdin = true;
+
+	/* Signals are taken by the signalfd; block them before any thread
+	 * (libmicrohttpd's) exists, so every thread inherits the mask. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (!d->foreground) {
+		d->ready_fd = daemonize();
+		if (d->ready_fd < 0) {
+			fprintf(stderr, "relaygated: cannot detach: %s\n", strerror(errno));
+			return 1;
+		}
+	}
+	rg_log_init("relaygated", !d->foreground, d->verbose ? RG_LOG_DEBUG : RG_LOG_INFO);
+	rg_log_libbpf(d->verbose);
+	rg_info("starting: %s", d->cfg_path);
+
+	if (start(d, &cfg)) {
+		rg_config_free(&cfg);
+		shutdown_all(d);
+		return 1;
+	}
+	if (d->ready_fd >= 0) {
+		if (write(d->ready_fd, "\n", 1) != 1) {
+			/* the parent is gone: nobody to tell */
+		}
+		close(d->ready_fd);
+		d->ready_fd = -1;
+		redirect_std(keep_stdin);
+	}
+	rg_info("running (pid %d)", (int)getpid());
+	d->running = true;
+	rc = run(d);
+	shutdown_all(d);
+	rg_info("stopped");
+	return rc ? 1 : 0;
+}
