@@ -5,7 +5,8 @@
  * For every map size N (-n 1000,100000,1000000) it loads a fresh copy of
  * the relaygate object (nothing pinned), fills it with N trusted IPv4
  * prefixes, N trusted IPv6 prefixes and N grants (half IPv4 /32 keys, half
- * IPv6 /64 keys), timing the loads, and then runs each packet class through
+ * IPv6 /64 keys; bench/entries.h), timing the loads, and then runs each
+ * packet class through
  *   null     an XDP program that returns XDP_PASS (test_run's own cost)
  *   floor    bench/floor.bpf.c: parse to TCP, drop SYNs to 587
  *   xdpfilt  xdp-filter's packaged program (xdp-tools), port 587 denied
@@ -44,6 +45,7 @@
 #include "relaygate.h"
 #include "relaygate.skel.h"
 #include "pkt.h"
+#include "entries.h"
 
 #define MAX_SIZES 8
 #define MAX_ROUNDS 15
@@ -105,122 +107,26 @@ static double now_s(void)
 
 static uint64_t boot_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_BOOTTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return ent_boot_ns();
 }
 
-/* xorshift64*: reproducible entries for a given N. */
+/* xorshift64* for the flood frames. */
 static uint64_t rng_state;
 
 static uint64_t rnd(void)
 {
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
-}
-
-/* ---------------------------------------------------------------- entries */
-
-/*
- * Address plan (nothing overlaps, so each class hits exactly one reason):
- *   trusted IPv4   first octet 1..100 except 10, prefix /16../32
- *   granted IPv4   first octet 101..126, /32 keys
- *   trusted IPv6   2a00::/8, prefix /48, /56, /64 or /128
- *   granted IPv6   2c00::/8, /64 keys
- *   unauthorised   198.18.0.0/15 and 2001:db8:ffff::/48 (spoofed flood)
- */
-struct entries {
-	struct rg_lpm4 *t4;
-	struct rg_lpm6 *t6;
-	struct rg_addr *gk;
-	struct rg_grant *gv;
-	uint32_t n;
-};
-
-static void mask_bytes(uint8_t *a, unsigned bytes, unsigned plen)
-{
-	unsigned i;
-
-	for (i = 0; i < bytes; i++) {
-		if (plen >= 8) {
-			plen -= 8;
-		} else {
-			a[i] &= (uint8_t)(0xff00u >> plen);
-			plen = 0;
-		}
-	}
+	return ent_rnd(&rng_state);
 }
 
 static void gen_entries(struct entries *e, uint32_t n)
 {
-	static const unsigned p6[] = { 48, 56, 64, 128 };
-	uint64_t now = boot_ns();
-	uint32_t i;
-
-	e->n = n;
-	e->t4 = calloc(n, sizeof(*e->t4));
-	e->t6 = calloc(n, sizeof(*e->t6));
-	e->gk = calloc(n, sizeof(*e->gk));
-	e->gv = calloc(n, sizeof(*e->gv));
-	if (!e->t4 || !e->t6 || !e->gk || !e->gv)
+	if (ent_gen(e, n))
 		die("out of memory for %u entries", n);
-	rng_state = 0x9e3779b97f4a7c15ull ^ n;
-	for (i = 0; i < n; i++) {
-		uint64_t r = rnd();
-		uint8_t o1;
-
-		do
-			o1 = (uint8_t)(1 + rnd() % 100);
-		while (o1 == 10);
-		e->t4[i].prefixlen = 16 + (unsigned)(r % 17);
-		e->t4[i].addr[0] = o1;
-		e->t4[i].addr[1] = (uint8_t)(r >> 8);
-		e->t4[i].addr[2] = (uint8_t)(r >> 16);
-		e->t4[i].addr[3] = (uint8_t)(r >> 24);
-		mask_bytes(e->t4[i].addr, 4, e->t4[i].prefixlen);
-
-		e->t6[i].prefixlen = p6[(r >> 32) % 4];
-		e->t6[i].addr[0] = 0x2a;
-		for (unsigned b = 1; b < 16; b += 8) {
-			uint64_t x = rnd();
-
-			memcpy(e->t6[i].addr + b, &x, b + 8 <= 16 ? 8 : 16 - b);
-		}
-		mask_bytes(e->t6[i].addr, 16, e->t6[i].prefixlen);
-
-		memset(&e->gk[i], 0, sizeof(e->gk[i]));
-		if (i % 2 == 0) {
-			r = rnd();
-			e->gk[i].family = RG_AF_INET;
-			e->gk[i].addr[0] = (uint8_t)(101 + r % 26);
-			e->gk[i].addr[1] = (uint8_t)(r >> 8);
-			e->gk[i].addr[2] = (uint8_t)(r >> 16);
-			e->gk[i].addr[3] = (uint8_t)(r >> 24);
-		} else {
-			uint64_t x = rnd();
-
-			e->gk[i].family = RG_AF_INET6;
-			e->gk[i].addr[0] = 0x2c;
-			memcpy(e->gk[i].addr + 1, &x, 7);   /* /64: the rest stays 0 */
-		}
-		memset(&e->gv[i], 0, sizeof(e->gv[i]));
-		e->gv[i].expires = now + 3600ull * 1000000000ull;
-		e->gv[i].granted = now;
-		e->gv[i].origin = RG_ORIGIN_CLI;
-		e->gv[i].service = RG_SERVICE_POP3;
-		snprintf(e->gv[i].user, sizeof(e->gv[i].user), "user%u", i);
-	}
 }
 
 static void free_entries(struct entries *e)
 {
-	free(e->t4);
-	free(e->t6);
-	free(e->gk);
-	free(e->gv);
+	ent_free(e);
 }
 
 static long memlock_of(int fd)

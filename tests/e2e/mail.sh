@@ -23,8 +23,15 @@
 #   mail_log_wait FILE ERE [TMO]    # until a line of FILE matches ERE
 #   mail_log_since FILE MARK        # lines of FILE after mail_log_mark FILE
 #   mail_postfix_set NAME=VALUE...  # postconf -e + postfix reload
+#   mail_postfix ARGS...            # the postfix command of our instance
 #   mail_doveadm ARGS...            # doveadm of our instance (log reopen, ...)
+#   mail_dovecot_add_user NAME PASS # one more account, at once
+#   mail_dovecot_stop, mail_postfix_stop       # each stops everything of it
 #   mail_down                       # stop both (lab_down calls it too)
+#
+# Run directly (bash tests/e2e/mail.sh) it checks the configurations it
+# writes (doveconf, postconf) without starting anything and prints TAP;
+# tests/e2e/test_mail_lab.sh runs the servers and the clients for real.
 #
 # Both servers are ours alone: their configuration, base, state, queue and
 # data directories and their log files live in MAIL_DIR (a directory of
@@ -440,6 +447,10 @@ mail_postfix_prepare() {
 	chown postfix "$p/data" && chmod 0700 "$p/data" || return 1
 	mail_postfix_main_cf "$policy" "$sasl" >"$MAIL_POSTFIX_DIR/main.cf" &&
 	mail_postfix_master_cf "$sasl" >"$MAIL_POSTFIX_DIR/master.cf" || return 1
+	# Postfix rereads a file modified within the current second until it
+	# is older (300 ms at a time, 1.5-2 s for a fresh one): these are
+	# complete, say so.
+	touch -d "@$(($(date +%s) - 2))" "$MAIL_POSTFIX_DIR/main.cf" "$MAIL_POSTFIX_DIR/master.cf"
 	# postconf warns about unknown parameters and bad master.cf lines.
 	if ! out=$(postconf -c "$MAIL_POSTFIX_DIR" -n 2>&1 >/dev/null &&
 		   postconf -c "$MAIL_POSTFIX_DIR" -M 2>&1 >/dev/null) || [ -n "$out" ]; then
@@ -521,6 +532,7 @@ mail_postfix_stop() {
 # mail_postfix_set NAME=VALUE...: change main.cf and reload Postfix.
 mail_postfix_set() {
 	postconf -c "$MAIL_POSTFIX_DIR" -e "$@" &&
+	touch -d "@$(($(date +%s) - 2))" "$MAIL_POSTFIX_DIR/main.cf" &&
 	mail_postfix reload >/dev/null 2>&1
 }
 

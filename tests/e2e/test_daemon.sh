@@ -25,6 +25,7 @@ set -u
 
 TTL=60                  # grant TTL of the config, seconds
 METRICS_PORT=19469      # inside the mail namespace: nobody else's
+PUSH_PORT=18088         # the auth policy push source, likewise
 
 t_need_root "e2e daemon tests"
 for b in "$DAEMON" "$LAB_CTL"; do
@@ -40,7 +41,7 @@ t_cleanup "rm -rf '$T'"
 t_cleanup lab_down
 t_cleanup stop_daemon
 
-LAB_WITH_VPN=0
+LAB_WITH_VPN=0         # read by lab_up (and mail.sh): no vpn peer needed here
 if ! lab_up; then not_ok "the namespace lab comes up"; t_done; fi
 if ! lab_listen 587 465 25; then not_ok "echo services listen in the mail namespace"; t_done; fi
 lab_pin_new daemon
@@ -61,16 +62,22 @@ fi
 DOVECOT_LOG=${MAIL_DIR:-$T}/dovecot.log
 
 AUTHLOG=$T/log/auth.log
+AUTHLOG2=$T/log/auth2.log
 SOCK=$T/run/control.sock
+PSOCK=$T/run/policy.sock
+AUDIT=$T/log/audit.log
+SENDERS=$T/sender_logins
 STATE=$T/state/grants.state
 CONF=$T/relaygate.conf
 DLOG=$T/daemon.log
 mkdir -p "$T/log" "$T/run"
 : >"$AUTHLOG"
+: >"$AUTHLOG2"
+printf 'alice: alice@example.org\nerin: erin@example.org\n' >"$SENDERS"
 
-# conf [TRUST-SUBNETS]: the daemon's config on stdout.
+# conf [TRUST-SUBNETS] [APPLOG]: the daemon's config on stdout.
 conf() {
-	local trust=${1:-"$LAB_TRUST4 $LAB_TRUST6"}
+	local trust=${1:-"$LAB_TRUST4 $LAB_TRUST6"} applog=${2:-$AUTHLOG}
 	cat <<EOF
 ; relaygated e2e ($0)
 [gate]
@@ -93,11 +100,20 @@ ttl = 10m
 
 [source.applog]
 type = dovecot
-path = $AUTHLOG
+path = $applog
 
 [source.dovecot]
 type = dovecot
 path = $DOVECOT_LOG
+
+[source.push]
+type = dovecot-auth-policy
+listen = 127.0.0.1:$PUSH_PORT
+
+[policy]
+listen = unix:$PSOCK
+sender_logins = $SENDERS
+audit_log = $AUDIT
 
 [control]
 socket = $SOCK
@@ -118,7 +134,7 @@ in_mail() { nsenter --net="/run/netns/$LAB_MAIL" "$@"; }
 ctl() { lab_ctl "$@"; }
 
 DPID=
-# start_daemon [ARGS]: relaygated --foreground in the mail namespace (nsenter
+# start_daemon: relaygated --foreground in the mail namespace (nsenter
 # execs it: $! is its PID); ready when it logs "running".
 start_daemon() {
 	local mark
@@ -126,14 +142,15 @@ start_daemon() {
 	mark=$(wc -l <"$DLOG")
 	# Not through in_mail: a backgrounded function is a subshell, and $!
 	# would be its PID, not the daemon's.
-	nsenter --net="/run/netns/$LAB_MAIL" "$DAEMON" -c "$CONF" --foreground "$@" >>"$DLOG" 2>&1 &
+	nsenter --net="/run/netns/$LAB_MAIL" "$DAEMON" -c "$CONF" --foreground >>"$DLOG" 2>&1 &
 	DPID=$!
 	lab_poll 10 eval "tail -n +$((mark + 1)) '$DLOG' | grep -q 'running (pid $DPID)' || ! kill -0 $DPID 2>/dev/null"
 	tail -n +$((mark + 1)) "$DLOG" | grep -q "running (pid $DPID)"
 }
 # stop_daemon [SIGNAL]: signal it (TERM), wait up to 5 s (then KILL); the
-# exit status in DRC.
-stop_daemon() {
+# exit status in DRC. (stderr off: bash's "Killed" notice for kill -9.)
+stop_daemon() { stop_daemon_ "$@" 2>/dev/null; }
+stop_daemon_() {
 	local sig=${1:-TERM}
 	DRC=
 	[ -n "$DPID" ] || return 0
@@ -278,6 +295,42 @@ printf 'LOGIN 198.18.0.8' | timeout 5 socat -t 1 - "UNIX-CONNECT:$SOCK" >/dev/nu
 check "... random bytes and a cut request do not crash the daemon" alive
 check "... and the next event still works" "$LAB_CTL" --socket "$SOCK" event login 198.18.0.10 dave
 
+# --- the auth policy push source ------------------------------------------
+
+# What Dovecot's auth process POSTs after an authentication.
+push() {
+	in_mail curl -s --max-time 5 -o /dev/null -w '%{http_code}' -X POST \
+		-H 'Content-Type: application/json' --data "$2" \
+		"http://127.0.0.1:$PUSH_PORT/?command=$1"
+}
+code=$(push report '{"login":"frank","remote":"198.18.0.20","protocol":"imap","success":true,"policy_reject":false}')
+check_eq "a pushed report of a successful login is accepted" 200 "$code"
+if lab_poll 1 has_grant 198.18.0.20; then ok "... and grants within 1 s"; else not_ok "... and grants within 1 s"; fi
+check_eq "... with the user and service" "frank imap" "$(grant_of 198.18.0.20 | awk '{print $1, $3}')"
+check "... logged with its source" grep -q "grant 198.18.0.20 user=frank service=imap source=push" "$DLOG"
+code=$(push report '{"login":"frank","remote":"198.18.0.21",')
+check_eq "a broken push body gets 400" 400 "$code"
+check_not "... and grants nothing" has_grant 198.18.0.21
+
+# --- the Postfix policy service -----------------------------------------------
+
+# policy CLIENT SENDER: the action relaygated answers at RCPT.
+policy() {
+	printf 'request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=%s\nsender=%s\nrecipient=rcpt@example.net\nqueue_id=Q%s\ninstance=i.%s\n\n' \
+		"$1" "$2" "$RANDOM" "$RANDOM" |
+		timeout 5 socat -t 2 - "UNIX-CONNECT:$PSOCK" 2>/dev/null | sed -n 's/^action=//p'
+}
+check "the policy socket exists" test -S "$PSOCK"
+check_eq "policy: a granted client sending as its user: OK" OK "$(policy "$LAB_CLIENT4" alice@example.org)"
+r=$(policy "$LAB_CLIENT4" bob@example.org)
+[[ $r == "REJECT 5.7.1"* ]] && ok "policy: a granted client sending as someone else: REJECT 5.7.1 ($r)" || { not_ok "policy: ... as someone else: REJECT 5.7.1"; diag "got: $r"; }
+check_eq "policy: a client in a trusted subnet: OK" OK "$(policy "$LAB_OFFICE4" anyone@example.com)"
+check_eq "policy: an unknown client: DUNNO" DUNNO "$(policy 198.18.0.99 x@example.org)"
+check_eq "policy: a denied client (with a grant): DUNNO" DUNNO "$(policy "$MALLORY" mallory@example.org)"
+check "the audit log has the relay, with user and how it was authorized" \
+	grep -qE "relay client=$LAB_CLIENT4 user=alice auth=grant\(pop3,[^)]*\) sender=<alice@example.org> recipient=<rcpt@example.net> queue_id=Q" "$AUDIT"
+check "... and the rejection" grep -qE "reject client=$LAB_CLIENT4 user=alice .*sender=<bob@example.org>" "$AUDIT"
+
 # --- metrics ---------------------------------------------------------------
 
 m=$(metrics)
@@ -288,6 +341,10 @@ check "... source lag" grep -qE '^relaygate_source_lag_bytes\{source="applog"\} 
 check "... grants issued" grep -qE '^relaygate_grants_issued_total [3-9]' <<<"$m"
 check "... control socket requests" grep -qE '^relaygate_control_' <<<"$m"
 check "... map fill" grep -qE '^relaygate_map_entries\{map="grants"\} [1-9]' <<<"$m"
+check "... push source requests" grep -qE '^relaygate_authpolicy_requests_total\{source="push",result="login"\} 1$' <<<"$m"
+check "... policy answers (counted each second)" lab_poll 2 eval "metrics | grep -qE '^relaygate_policy_requests_total\{answer=\"ok\"\} [2-9]'"
+check_eq "... in valid exposition format (each family's HELP once)" "" \
+	"$(grep '^# HELP' <<<"$m" | sort | uniq -d)"
 
 # --- real Dovecot (tests/e2e/mail.sh) ---------------------------------------
 
@@ -353,6 +410,23 @@ check_eq "$n connects from a trusted address during $reloads reloads: none dropp
 cp "$T/a.conf" "$CONF"
 hup
 
+# A source pointed at another file: the new file is read, the old one no
+# longer; the sources that did not change lose and repeat nothing.
+put_conf "$CONF" "$LAB_TRUST4 $LAB_TRUST6" "$AUTHLOG2"
+hup
+check "SIGHUP with a source's path changed reloads" grep -q "reloaded $CONF" "$DLOG"
+login_line 198.18.0.30 grace >>"$AUTHLOG2"
+login_line 198.18.0.31 heidi >>"$AUTHLOG"
+if lab_poll 1 has_grant 198.18.0.30; then ok "... a login in the new file grants"; else not_ok "... a login in the new file grants"; fi
+sleep 0.3
+check_not "... one in the old file does not" has_grant 198.18.0.31
+check_eq "... no line was read twice in all the reloads" 1 "$(grep -c "grant $LAB_CLIENT4 user=alice service=pop3 source=applog" "$DLOG")"
+put_conf "$CONF"
+hup
+login_line 198.18.0.32 ivan >>"$AUTHLOG"
+if lab_poll 1 has_grant 198.18.0.32; then ok "... pointed back at the old file, it reads on from its end"; else not_ok "... pointed back at the old file, it reads on from its end"; fi
+check_not "... and does not replay what was written there meanwhile" has_grant 198.18.0.31
+
 # --- SIGHUP: a broken config keeps the old one ------------------------------
 
 before=$(trust_list)
@@ -379,12 +453,24 @@ lab_try "$LAB_CLIENT" "$LAB_MAIL4" 587 4
 check_eq "... the granted client still connects" open "$LAB_RESULT"
 lab_try "$LAB_CLIENT" "$LAB_MAIL4" 587 "$LAB_CONNECT_TMO" "$MALLORY"
 check_eq "... the denied one is still dropped (fail closed)" timeout "$LAB_RESULT"
+# A login logged while the daemon is down is read at its start (saved read
+# position), not skipped.
+login_line 198.18.0.50 judy >>"$AUTHLOG"
 
 # --- restart, kill -9, reboot ----------------------------------------------
 
 if start_daemon; then ok "restart"; else not_ok "restart"; tail -20 "$DLOG" | sed 's/^/#   /'; t_done; fi
 check "... adopts the attached gate" grep -q "gate on $LAB_IF: adopting the attached gate" "$DLOG"
 check "... keeps the grants" has_grant "$LAB_CLIENT4"
+if lab_poll 1 has_grant 198.18.0.50; then ok "... reads the login logged while it was down (saved position)"; else not_ok "... reads the login logged while it was down (saved position)"; fi
+check_eq "... and no line before it again" 1 "$(grep -c "grant $LAB_CLIENT4 user=alice service=pop3 source=applog" "$DLOG")"
+
+# Expiry and revocation are logged with address and user.
+check "a grant with a 1 s TTL by relaygatectl" ctl grant add 198.18.0.51 --ttl 1 --user kim
+if lab_poll 3 grep -q "expire grant 198.18.0.51 user=kim" "$DLOG"; then ok "... expires: removed and logged with the user"; else not_ok "... expires: removed and logged with the user"; fi
+check_not "... and is gone from the map" has_grant 198.18.0.51
+check "relaygatectl grant del --user" ctl grant del --user judy
+check "... the revocation is logged with address and user" lab_poll 3 grep -q "revoke grant 198.18.0.50 user=judy" "$DLOG"
 lab_try "$LAB_CLIENT" "$LAB_MAIL4" 587 4
 check_eq "... the granted client connects" open "$LAB_RESULT"
 

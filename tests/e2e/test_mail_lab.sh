@@ -11,17 +11,22 @@
 #   Dovecot   curl pop3:// and imap:// logins, IPv4 and IPv6, accepted with
 #             the right password and logged as "Login: user=<...>, ...
 #             rip=<client>"; wrong password and unknown user refused and
-#             logged (auth_verbose); the auth policy push variant reports
-#             POP3, IMAP and Postfix SASL logins to an HTTP recorder.
+#             logged (auth_verbose); after mv + doveadm log reopen the
+#             next login lands in the new file; the auth policy push variant
+#             reports POP3, IMAP and Postfix SASL logins to an HTTP recorder.
 #   Postfix   postfix check silent; an unknown client on 25 gets
 #             "554 5.7.1 ... Relay access denied"; SASL AUTH on 587
 #             (through Dovecot) relays (250, queued, discarded: never
-#             delivered); a wrong password is a 535 and a SASL failure line.
+#             delivered); a wrong password is a 535 and a SASL failure line;
+#             with POLICY, a policy server's OK relays (the request has the
+#             queue id at RCPT), and without the server Postfix falls back
+#             to DUNNO.
 #   Cleanup   no Dovecot or Postfix process left, namespaces and files gone.
 #
 # Environment: RG_MAIL_CAPTURE=DIR also copies what the servers wrote
-# (dovecot.log, postfix.log, and authpolicy.txt: Dovecot's auth policy
-# requests) to DIR, for the fixtures (tests/fixtures/README.md).
+# (dovecot.log, postfix.log, authpolicy.txt: Dovecot's auth policy
+# requests, policy.txt: Postfix's policy requests) to DIR, for the fixtures
+# (tests/fixtures/README.md).
 set -u
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/lab.sh"
@@ -33,7 +38,7 @@ LIMIT=60                        # seconds the whole test may take
 CAPTURE=${RG_MAIL_CAPTURE:-}
 
 t_need_root "mail lab (real Dovecot and Postfix)"
-for tool in dovecot doveconf postfix postconf swaks curl socat ss python3 script jq; do
+for tool in dovecot doveconf doveadm postfix postconf swaks curl ss python3 script jq; do
 	command -v "$tool" >/dev/null || { not_ok "$tool is installed (scripts/install-deps)"; t_done; }
 done
 # swaks 20201014 speaks IPv6 only through IO::Socket::INET6.
@@ -153,6 +158,14 @@ since_has "... auth_verbose logs 'unknown user'" "$MAIL_DOVECOT_LOG" "$m" \
 	"auth: Info: passwd-file\\(nosuchuser,$(re "$LAB_CLIENT4"),<[^>]*>\\): unknown user"
 show "$MAIL_DOVECOT_LOG" "$m" "Dovecot's lines for an unknown user"
 
+# Rotation as the daemon tests do it: mv, then doveadm log reopen.
+mv "$MAIL_DOVECOT_LOG" "$MAIL_DOVECOT_LOG.1"
+check "mail_doveadm log reopen reaches our instance" mail_doveadm log reopen
+mail_login pop3 bob secret "$LAB_MAIL6"
+check "... and the next login is logged to a new $MAIL_DOVECOT_LOG" \
+	mail_log_wait "$MAIL_DOVECOT_LOG" "pop3-login: Info: Login: user=<bob>, .*rip=$(re "$LAB_CLIENT6"), "
+check_not "... not to the renamed one" grep -qF "Login: user=<bob>, method=PLAIN, rip=$LAB_CLIENT6," "$MAIL_DOVECOT_LOG.1"
+
 # --- Postfix -------------------------------------------------------------------
 
 step "starting Postfix"
@@ -258,6 +271,63 @@ check_eq "swaks AUTH LOGIN bob over IPv6 relays (exit 0)" 0 "$?"
 since_has "... logged with sasl_method=LOGIN, sasl_username=bob" "$MAIL_POSTFIX_LOG" "$mp" \
 	"client=unknown\\[$(re "$LAB_CLIENT6")\\], sasl_method=LOGIN, sasl_username=bob$"
 
+# --- Postfix with a policy service -------------------------------------------------
+
+# Postfix again, now with mail_postfix_start's POLICY: a stand-in policy
+# server (the relaygated policy service comes later) answers action=OK to
+# everything and appends each request to POL as it came (name=value lines,
+# an empty line).
+step "Postfix with a policy service"
+POL=$LAB_DIR/policy-requests.txt
+cat >"$LAB_DIR/policy.py" <<'PY'
+import os, socketserver, sys
+class Handler(socketserver.StreamRequestHandler):
+    def handle(self):
+        request = b""
+        for line in self.rfile:
+            request += line
+            if line != b"\n":
+                continue
+            with open(sys.argv[2], "ab") as f:
+                f.write(request)
+            request = b""
+            self.wfile.write(b"action=OK\n\n")
+            self.wfile.flush()
+server = socketserver.ThreadingUnixStreamServer(sys.argv[1], Handler)
+os.chmod(sys.argv[1], 0o666)
+server.serve_forever()
+PY
+: >"$POL"
+mail_postfix_stop
+if mail_postfix_start unix:private/relaygate; then
+	ok "Postfix restarts with check_policy_service unix:private/relaygate"
+	SOCK=$MAIL_POSTFIX_QUEUE/private/relaygate
+	lab_spawn "$LAB_MAIL" policy python3 "$LAB_DIR/policy.py" "$SOCK" "$POL"
+	POL_PID=$LAB_SPAWNED
+	lab_poll 5 test -S "$SOCK" || not_ok "the stand-in policy server listens on $SOCK"
+	mp=$(mail_log_mark "$MAIL_POSTFIX_LOG")
+	mail_swaks "$LAB_MAIL4" 25 --from x@ext.example --to y@outside.example
+	rc=$?
+	qid=$(mail_swaks_queue_id)
+	check_eq "an unknown client relays on 25 when the policy service says OK (swaks exit 0)" 0 "$rc"
+	# rcpt_request: the RCPT requests in POL, each on one line.
+	rcpt_request() { awk -v RS= '/(^|\n)protocol_state=RCPT\n/ { gsub(/\n/, " "); print }' "$POL"; }
+	check "... the request reached the service at RCPT with client address, recipient and queue id $qid" \
+		eval 'rcpt_request | grep " client_address=$LAB_CLIENT4 " | grep " recipient=y@outside.example " |
+			grep -q " queue_id=${qid:-NONE} "'
+	diag "the policy request: $(rcpt_request | head -n 1)"
+	lab_stop "$POL_PID"
+	rm -f "$SOCK"
+	mp=$(mail_log_mark "$MAIL_POSTFIX_LOG")
+	mail_swaks "$LAB_MAIL4" 25 --from x@ext.example --to y@outside.example
+	check_eq "with the service gone, default_action=DUNNO: Relay access denied again (exit 24)" 24 "$?"
+	since_has "... and Postfix logs a warning about the missing service" "$MAIL_POSTFIX_LOG" "$mp" \
+		"warning: connect to private/relaygate: "
+	show "$MAIL_POSTFIX_LOG" "$mp" "Postfix's lines"
+else
+	not_ok "Postfix restarts with check_policy_service unix:private/relaygate"
+fi
+
 # --- Dovecot with the auth policy push -------------------------------------------
 
 # An HTTP recorder on the mail host's loopback stands in for relaygated's
@@ -330,10 +400,11 @@ mail_dovecot_stop
 if [ -n "$CAPTURE" ]; then
 	# After the stops, so their last lines are in too.
 	mkdir -p "$CAPTURE" &&
-	cp "$MAIL_DOVECOT_LOG" "$CAPTURE/dovecot.log" &&
+	cat "$MAIL_DOVECOT_LOG.1" "$MAIL_DOVECOT_LOG" >"$CAPTURE/dovecot.log" &&
 	cp "$MAIL_POSTFIX_LOG" "$CAPTURE/postfix.log" &&
 	cp "$REC" "$CAPTURE/authpolicy.txt" &&
-	diag "captured dovecot.log, postfix.log, authpolicy.txt in $CAPTURE"
+	cp "$POL" "$CAPTURE/policy.txt" &&
+	diag "captured dovecot.log, postfix.log, authpolicy.txt, policy.txt in $CAPTURE"
 fi
 mail_down
 left=

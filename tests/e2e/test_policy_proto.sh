@@ -101,7 +101,9 @@ if ! out=$(nsx postfix -c "$W/etc" start 2>&1); then
 	nsx script -qec "postfix -c $W/etc check" /dev/null 2>&1 | sed 's/^/#   /'
 	t_done
 fi
-t_cleanup "postfix -c '$W/etc' abort"
+# postfix refuses to run outside the namespace that has its inet_interfaces,
+# abort included: stop it in there, then make sure of the master by its pid.
+t_cleanup "ip netns exec '$NS' postfix -c '$W/etc' abort; p=\$(tr -dc 0-9 <'$W/spool/pid/master.pid' 2>/dev/null); [ -n \"\$p\" ] && kill \"\$p\""
 ok "postfix starts with its own config directory"
 
 # --- the policy server -------------------------------------------------------
