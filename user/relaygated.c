@@ -406,7 +406,8 @@ static void on_line(const char *line, size_t len, void *ctx)
 		return;
 	}
 	ev.source = s->name;
-	if (s->service != RG_SERVICE_NONE)
+	/* [source.X] service is a default: the line's own word wins. */
+	if (ev.service == RG_SERVICE_NONE)
 		ev.service = s->service;
 	handle_event(d, &ev);
 }
@@ -417,7 +418,7 @@ static void on_push_event(const struct rg_auth_event *e, void *ctx)
 	struct rg_auth_event ev = *e;
 	struct source *s = source_by_name(d, ev.source);
 
-	if (s && s->service != RG_SERVICE_NONE)
+	if (s && ev.service == RG_SERVICE_NONE)
 		ev.service = s->service;
 	handle_event(d, &ev);
 }
