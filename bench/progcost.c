@@ -69,6 +69,7 @@ static struct {
 	const char *only_prog;   /* -P: time only this program */
 	const char *only_class;  /* -C: and only this class */
 	bool no_check;           /* -S: skip the verdict checks */
+	uint32_t cfg_flags;      /* -F: rg_config.flags */
 	bool verbose;
 } opt = {
 	.repeat = 1000000,
@@ -582,6 +583,7 @@ static void bench_size(uint32_t N, struct prog *progs, int nprogs, int ncpu)
 	struct entries e;
 	struct rg_config cfg = {
 		.abi_version = RG_ABI_VERSION,
+		.flags = opt.cfg_flags,
 		.v4_prefix = 32,
 		.v6_prefix = 64,
 		.event_interval = 1000000000ull,
@@ -691,9 +693,10 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: progcost [-n N[,N...]] [-r REPEAT] [-k ROUNDS] [-c CPU]\n"
-		"                [-f FLOOR_OBJ] [-x XDPFILT_DIR] [-P PROG] [-C CLASS] [-v]\n"
+		"                [-f FLOOR_OBJ] [-x XDPFILT_DIR] [-P PROG] [-C CLASS] [-S] [-F FLAGS] [-v]\n"
 		"  -P, -C: time only this program / class (for profiling)\n"
-		"  -S: skip the verdict checks (experiments with modified objects)\n");
+		"  -S: skip the verdict checks (experiments with modified objects)\n"
+		"  -F: rg_config.flags for the gate (default 0)\n");
 	exit(2);
 }
 
@@ -705,7 +708,7 @@ int main(int argc, char **argv)
 	int ch, i, ncpu, nprogs = 0;
 	char *s, *tok, *save = NULL;
 
-	while ((ch = getopt(argc, argv, "n:r:k:c:f:x:P:C:Sv")) != -1) {
+	while ((ch = getopt(argc, argv, "n:r:k:c:f:x:P:C:SF:v")) != -1) {
 		switch (ch) {
 		case 'n':
 			s = strdup(optarg);
@@ -722,6 +725,7 @@ int main(int argc, char **argv)
 		case 'P': opt.only_prog = optarg; break;
 		case 'C': opt.only_class = optarg; break;
 		case 'S': opt.no_check = true; break;
+		case 'F': opt.cfg_flags = (uint32_t)strtoul(optarg, NULL, 0); break;
 		case 'v': opt.verbose = true; break;
 		default: usage();
 		}

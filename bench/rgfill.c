@@ -14,6 +14,10 @@
  *       CLI cannot size it.
  *   rgfill grants PIN_DIR N
  *       Only the N grants, into existing maps.
+ *   rgfill hints PIN_DIR on|off
+ *       on: sets the empty-map hints of rg_config (RG_CFG_NO_TIFACE,
+ *       RG_CFG_NO_DENY) for the maps that are empty, under the pin-dir lock,
+ *       as the CLI and daemon would maintain them; off: clears them.
  *   rgfill print N trust4|trust6|grant4|grant6
  *       One entry a line: CIDRs for trust*, addresses for grant4/grant6
  *       (grant6 as the /64 key address), for nftables sets and for loading
@@ -148,6 +152,39 @@ static int do_print(uint32_t n, const char *what)
 	return 0;
 }
 
+static bool map_empty(int fd)
+{
+	uint8_t key[64];
+
+	return bpf_map_get_next_key(fd, NULL, key) && errno == ENOENT;
+}
+
+static int do_hints(const char *pin, bool on)
+{
+#ifdef RG_CFG_NO_TIFACE
+	struct rg_config c;
+	struct rg_gate g;
+
+	if (rg_gate_open(&g, pin) || rg_gate_lock(&g) || rg_config_read(&g, &c))
+		die("%s", g.err);
+	c.flags &= ~(RG_CFG_NO_TIFACE | RG_CFG_NO_DENY);
+	if (on && map_empty(g.tiface_fd))
+		c.flags |= RG_CFG_NO_TIFACE;
+	if (on && map_empty(g.deny_fd))
+		c.flags |= RG_CFG_NO_DENY;
+	if (rg_config_write(&g, &c))
+		die("%s", g.err);
+	printf("flags=%#x\n", c.flags);
+	rg_gate_close(&g);
+	return 0;
+#else
+	(void)pin;
+	(void)on;
+	(void)map_empty;
+	die("this tree's maps/relaygate.h has no empty-map hints");
+#endif
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 4 && argc <= 5 && !strcmp(argv[1], "fill")) {
@@ -166,11 +203,15 @@ int main(int argc, char **argv)
 			die("%s", err);
 		return 0;
 	}
+	if (argc == 4 && !strcmp(argv[1], "hints") &&
+	    (!strcmp(argv[3], "on") || !strcmp(argv[3], "off")))
+		return do_hints(argv[2], !strcmp(argv[3], "on"));
 	if (argc == 4 && !strcmp(argv[1], "print"))
 		return do_print(parse_n(argv[2]), argv[3]);
 	fprintf(stderr, "usage: rgfill fill PIN_DIR N [GRANTS_MAX]\n"
 			"       rgfill create PIN_DIR GRANTS_MAX\n"
 			"       rgfill grants PIN_DIR N\n"
+			"       rgfill hints PIN_DIR on|off\n"
 			"       rgfill print N trust4|trust6|grant4|grant6\n");
 	return 2;
 }

@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -68,6 +69,14 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void sleep_until(double t)
+{
+	struct timespec ts = { .tv_sec = (time_t)t, .tv_nsec = (long)((t - (time_t)t) * 1e9) };
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
 }
 
 static uint64_t rng = 0x243f6a8885a308d3ull;
@@ -231,6 +240,7 @@ int main(int argc, char **argv)
 		if (setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof(one)))
 			die("PACKET_QDISC_BYPASS: %s", strerror(errno));
 	}
+	prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);   /* 1 us: sleeps end on time */
 	if (cpu >= 0) {
 		cpu_set_t set;
 
@@ -300,8 +310,12 @@ int main(int argc, char **argv)
 		if (t1 - t0 > seconds)
 			break;
 		if (rate > 0) {
+			/* Pacing: sleep through most of the gap (leaving the CPU
+			 * to others, such as connlat's client), spin the rest. */
+			if (next - t1 > 30e-6)
+				sleep_until(next - 15e-6);
 			while (t1 < next)
-				t1 = now_s();   /* pacing: spin, sleeping is too coarse */
+				t1 = now_s();
 			next += n / rate;
 		}
 		for (i = 0; i < n; i++) {

@@ -236,14 +236,8 @@ __attribute__((noinline)) int rg_judge(struct rg_facts *f)
 	if (!f)
 		return RG_STAT_DROP_UNAUTH;
 
-	/* 3. trusted interface */
-	ifindex = f->ifindex;
-	if (bpf_map_lookup_elem(&rg_tiface, &ifindex))
-		return RG_STAT_PASS_IFACE;
-
-	/* 4. deny list, keyed like grants by the masked source. Prefixes
-	 * default to /32 and /64 until userspace has configured the gate
-	 * (abi_version 0) and whenever a prefix is out of range. */
+	/* Prefixes default to /32 and /64 until userspace has configured
+	 * the gate (abi_version 0) and whenever a prefix is out of range. */
 	p4 = RG_V4_PREFIX_DEFAULT;
 	p6 = RG_V6_PREFIX_DEFAULT;
 	cfg = bpf_map_lookup_elem(&rg_config, &zero);
@@ -256,11 +250,22 @@ __attribute__((noinline)) int rg_judge(struct rg_facts *f)
 				p6 = cfg->v6_prefix;
 		}
 	}
+
+	/* 3. trusted interface (skipped while userspace says rg_tiface is
+	 * empty: see RG_CFG_NO_TIFACE) */
+	ifindex = f->ifindex;
+	if (!(f->cflags & RG_CFG_NO_TIFACE) && bpf_map_lookup_elem(&rg_tiface, &ifindex))
+		return RG_STAT_PASS_IFACE;
+
+	/* 4. deny list, keyed like grants by the masked source (skipped
+	 * while rg_deny is empty: RG_CFG_NO_DENY) */
 	key = f->src;
 	rg_mask(&key, p4, p6);
-	deny = bpf_map_lookup_elem(&rg_deny, &key);
-	if (deny && deny->expires > rg_now(f))
-		return RG_STAT_DROP_DENIED;
+	if (!(f->cflags & RG_CFG_NO_DENY)) {
+		deny = bpf_map_lookup_elem(&rg_deny, &key);
+		if (deny && deny->expires > rg_now(f))
+			return RG_STAT_DROP_DENIED;
+	}
 
 	/* 5. trusted subnet: the full source address */
 	if (rg_trusted(&f->src)) {

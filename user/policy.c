@@ -1295,15 +1295,18 @@ int rg_policy_lookup_maps(void *ctx, const struct rg_addr *client, struct rg_pol
 	if (g->grants_fd >= 0) {
 		if (bpf_map_lookup_elem(g->grants_fd, &key, &gr) == 0) {
 			if (gr.expires > now) {
-				int64_t wall = (int64_t)(clock_ns(CLOCK_REALTIME) / 1000000000ULL);
+				/* Convert in nanoseconds, then round: truncating
+				 * "now" first made one login's time jump by a
+				 * second between two audit lines. */
+				uint64_t wall = clock_ns(CLOCK_REALTIME);
 
 				out->kind = RG_POLICY_GRANT;
 				memcpy(out->user, gr.user, sizeof(out->user));
 				out->user[sizeof(out->user) - 1] = '\0';
 				out->service = gr.service;
-				out->expires = wall + (int64_t)((gr.expires - now) / 1000000000ULL);
+				out->expires = (int64_t)((wall + (gr.expires - now)) / 1000000000ULL);
 				out->granted = gr.granted && gr.granted <= now ?
-					wall - (int64_t)((now - gr.granted) / 1000000000ULL) : 0;
+					(int64_t)((wall - (now - gr.granted)) / 1000000000ULL) : 0;
 			}
 		} else if (errno != ENOENT) {
 			return -errno;

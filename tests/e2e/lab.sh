@@ -195,7 +195,10 @@ lab_up() {
 # to $LAB_DIR/NAME.log. Sets LAB_SPAWNED to its PID.
 lab_spawn() {
 	local ns=$1 name=$2; shift 2
-	setsid ip netns exec "$ns" "$@" >"$LAB_DIR/$name.log" 2>&1 </dev/null &
+	(
+		lab_close_sess_fds
+		exec setsid ip netns exec "$ns" "$@"
+	) >"$LAB_DIR/$name.log" 2>&1 </dev/null &
 	LAB_SPAWNED=$!
 	LAB_PIDS+=("$LAB_SPAWNED")
 	lab_log "spawned $name ($LAB_SPAWNED) in $ns: $*"
@@ -301,33 +304,61 @@ lab_connect() {
 
 # lab_session_open NAME NS DST PORT [SRC]: a long-lived connection. Lines
 # written with lab_session_send go to the mail host's echo service, and its
-# answers collect in LAB_SESS_OUT[NAME]. Fails if it does not connect.
+# answers collect in LAB_SESS_OUT[NAME]. Fails if it does not connect. NAME
+# may be used again once lab_session_close has closed it.
 lab_session_open() {
-	local name=$1 ns=$2 dst=$3 port=$4 src=${5:-} fifo out fd pid
+	local name=$1 ns=$2 dst=$3 port=$4 src=${5:-} fifo out err fd pid t0
 	fifo=$LAB_DIR/sess-$name.in
 	out=$LAB_DIR/sess-$name.out
+	err=$LAB_DIR/sess-$name.err
 	rm -f "$fifo"; mkfifo "$fifo" || return 1
-	: >"$out"
-	# -t 2: after our EOF, wait at most 2 s for the server to finish;
-	# -d -d: socat says when it is connected. The FIFO is opened
-	# read-write here, so neither side's open can block.
-	setsid ip netns exec "$ns" socat -d -d -t 2 - \
-		"$(lab_socat_addr "$dst" "$port" "$src"),connect-timeout=4" \
-		<"$fifo" >"$out" 2>"$LAB_DIR/sess-$name.err" &
-	pid=$!
-	LAB_PIDS+=("$pid")
+	# Empty logs before socat is even forked. The wait below reads err,
+	# and an earlier session of the same NAME (test_gate.sh opens s4 and
+	# s6 in every mode) left its "starting data transfer loop" there. The
+	# child's own 2> truncates the file only when the child runs, which on
+	# a loaded machine came after the first check had read the old line:
+	# the session counted as connected before its socat existed.
+	: >"$out" && : >"$err" || return 1
+	# Our write end first (read-write: this open cannot block), so socat's
+	# read-only open of the FIFO finds a writer and cannot block either,
+	# however late the child gets to it.
 	exec {fd}<>"$fifo"
 	LAB_SESS_FD[$name]=$fd
+	# -t 2: after our EOF, wait at most 2 s for the server to finish;
+	# -d -d: socat says when it is connected. The child drops this
+	# shell's FIFO write ends first (see lab_close_sess_fds).
+	(
+		lab_close_sess_fds
+		exec setsid ip netns exec "$ns" socat -d -d -t 2 - \
+			"$(lab_socat_addr "$dst" "$port" "$src"),connect-timeout=4" \
+			<"$fifo" >"$out" 2>"$err"
+	) &
+	pid=$!
+	LAB_PIDS+=("$pid")
 	LAB_SESS_PID[$name]=$pid
 	LAB_SESS_OUT[$name]=$out
 	# Until socat says it is connected, or has exited (refused, timed out).
-	lab_poll 6 eval "grep -qs 'starting data transfer loop' '$LAB_DIR/sess-$name.err' || ! kill -0 $pid 2>/dev/null"
-	grep -qs "starting data transfer loop" "$LAB_DIR/sess-$name.err" || {
-		echo "lab: session $name did not connect ($(kill -0 "$pid" 2>/dev/null && echo "still trying" || echo "gave up")):" >&2
-		sed 's/^/lab:   /' "$LAB_DIR/sess-$name.err" >&2
+	t0=$(lab_now_ms)
+	lab_poll 6 eval "grep -qs 'starting data transfer loop' '$err' || ! kill -0 $pid 2>/dev/null"
+	grep -qs "starting data transfer loop" "$err" || {
+		echo "lab: session $name did not connect in $(($(lab_now_ms) - t0)) ms ($(kill -0 "$pid" 2>/dev/null && echo "still trying" || echo "gave up")):" >&2
+		sed 's/^/lab:   /' "$err" >&2
 		lab_in "$ns" ss -tan | sed 's/^/lab:   /' >&2
 		return 1
 	}
+}
+
+# lab_close_sess_fds: in a child about to run something long-lived, close
+# the sessions' FIFO write ends this shell holds. Bash does not mark {var}
+# descriptors close-on-exec, so every child inherits them, and a session's
+# socat sees the EOF of lab_session_close only when no process holds a
+# write end any more: a second session's socat holding the first one's
+# kept the first open until it was killed.
+lab_close_sess_fds() {
+	local f
+	for f in "${LAB_SESS_FD[@]}"; do
+		exec {f}>&-
+	done
 }
 
 # lab_session_send NAME TEXT: one line into the connection.
@@ -341,12 +372,17 @@ lab_session_expect() {
 }
 
 # lab_session_close NAME: EOF to the server, wait for the client to exit.
+# Returns non-zero if it did not exit on its own within 3 s (then it is
+# stopped).
 lab_session_close() {
-	local fd=${LAB_SESS_FD[$1]:-} pid=${LAB_SESS_PID[$1]:-}
+	local fd=${LAB_SESS_FD[$1]:-} pid=${LAB_SESS_PID[$1]:-} rc=0
 	[ -n "$fd" ] && exec {fd}>&-
-	[ -n "$pid" ] && { lab_poll 3 eval "! kill -0 $pid 2>/dev/null" || lab_stop "$pid"; wait "$pid" 2>/dev/null; }
+	if [ -n "$pid" ]; then
+		lab_poll 3 eval "! kill -0 $pid 2>/dev/null" || { rc=1; lab_stop "$pid"; }
+		wait "$pid" 2>/dev/null
+	fi
 	unset "LAB_SESS_FD[$1]" "LAB_SESS_PID[$1]"
-	return 0
+	return $rc
 }
 
 # lab_pin_new NAME: a fresh pin directory for relaygatectl, removed by
@@ -473,12 +509,30 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 		lab_session_send s "hello lab $$"
 		check "lab: a session's line is echoed back" lab_session_expect s "hello lab $$"
 		check "lab: the mail host logged the line it received" grep -qF "hello lab $$" "$LAB_DIR/recv-587.log"
+		if lab_session_open s2 "$LAB_CLIENT" "$LAB_MAIL4" 587; then
+			check "lab: the second session's 'connected' is its own socat's" \
+				grep -q "socat\[${LAB_SESS_PID[s2]}\] N starting data transfer loop" "$LAB_DIR/sess-s2.err"
+			# No other process may hold the first session's FIFO:
+			# its socat must see EOF, not wait to be killed.
+			if lab_session_close s; then
+				ok "lab: closing a session while another is open ends it on EOF"
+			else
+				not_ok "lab: closing a session while another is open ends it on EOF"
+			fi
+			lab_session_close s2
+		else
+			not_ok "lab: a second session connects while the first is open"
+		fi
 		lab_session_close s
 	else
 		not_ok "lab: a session connects"
 	fi
 	check_not "lab: a session to a closed port reports that it did not connect" \
 		lab_session_open bad "$LAB_CLIENT" "$LAB_MAIL4" 2
+	# The name s again: what its earlier socat logged ("starting data
+	# transfer loop") must not count for the new one.
+	check_not "lab: a reused session name does not inherit the earlier session's 'connected'" \
+		lab_session_open s "$LAB_CLIENT" "$LAB_MAIL4" 2
 	nss="$LAB_MAIL $LAB_CLIENT $LAB_VPN"
 	pids="${LAB_PIDS[*]}"
 	lab_down
