@@ -19,11 +19,12 @@
 # Both veth ends run threaded NAPI (GRO on, so veth takes its NAPI path even
 # without XDP; TSO/GSO off on the sender so its AF_PACKET frames qualify).
 # The mail host's NAPI thread is pinned to BL_RX_CPU with SCHED_FIFO
-# priority 50: the receive path of every variant runs in that one thread,
+# priority 50 (so that other work on that CPU does not delay it): the
+# receive path of every variant runs in that one thread,
 # and its CPU time (/proc/PID/schedstat) divided by the packets is the
 # receive cost. (The CPU's busy time from /proc/stat is recorded too, but on
 # a shared machine other processes run there as well.) The generator's NAPI
-# thread is pinned to BL_TX_CPU, with the generator.
+# thread is pinned to BL_TX_CPU, with the generator, also SCHED_FIFO 50.
 #
 # BL_DEFER_US > 0 sets the mail host's gro_flush_timeout and
 # napi_defer_hard_irqs: the NAPI thread then polls every BL_DEFER_US
@@ -90,6 +91,7 @@ bl_up() {
 	taskset -pc "$BL_RX_CPU" "$BL_RX_NAPI" >/dev/null || return 1
 	taskset -pc "$BL_TX_CPU" "$BL_TX_NAPI" >/dev/null || return 1
 	chrt -f -p 50 "$BL_RX_NAPI" || return 1
+	chrt -f -p 50 "$BL_TX_NAPI" || return 1
 }
 
 # bl_spawn NS CMD...: start CMD in the background inside NS; remembered.
