@@ -23,6 +23,7 @@
  * Output (stdout), tab-separated, one header line each:
  *   cost  N prog class ns_median ns_min ns_max retval
  *   load  N map method entries seconds memlock_bytes
+ *   dump  N map method entries seconds   (reading a map back whole)
  * Diagnostics go to stderr. Exit 1 on any failure.
  */
 #include <errno.h>
@@ -195,6 +196,58 @@ static void load_map(uint32_t N, const char *name, int fd, const void *keys, siz
 	dt = now_s() - t0;
 	printf("load\t%u\t%s\t%s\t%u\t%.3f\t%ld\n", N, name, method, n, dt, memlock_of(fd));
 	fflush(stdout);
+}
+
+/*
+ * Read a whole map back the two ways userspace can: one get_next_key and one
+ * lookup per entry (what the CLI's listings do), and BPF_MAP_LOOKUP_BATCH.
+ * Prints a "dump" line per method: N map method entries seconds.
+ */
+static void dump_map(uint32_t N, const char *name, int fd, size_t ksz, size_t vsz)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+	size_t cap = (size_t)N + 1024;
+	char *keys = malloc(cap * ksz), *vals = malloc(cap * vsz);
+	uint32_t n = 0, cnt, out_batch = 0;
+	void *prev = NULL;
+	bool first = true;
+	double t0;
+	int err;
+
+	if (!keys || !vals)
+		die("out of memory");
+	t0 = now_s();
+	while (n < cap && !bpf_map_get_next_key(fd, prev, keys + (size_t)n * ksz)) {
+		prev = keys + (size_t)n * ksz;
+		if (bpf_map_lookup_elem(fd, prev, vals + (size_t)n * vsz) && errno != ENOENT)
+			die("%s: lookup: %s", name, strerror(errno));
+		n++;
+	}
+	printf("dump\t%u\t%s\tget_next_key+lookup\t%u\t%.3f\n", N, name, n, now_s() - t0);
+
+	n = 0;
+	t0 = now_s();
+	for (;;) {
+		cnt = (uint32_t)(cap - n < 65536 ? cap - n : 65536);
+		if (!cnt)
+			break;
+		err = bpf_map_lookup_batch(fd, first ? NULL : &out_batch, &out_batch,
+					   keys + (size_t)n * ksz, vals + (size_t)n * vsz, &cnt, &bo);
+		first = false;
+		n += cnt;
+		if (err) {
+			if (errno == ENOENT)
+				break;
+			printf("dump\t%u\t%s\tlookup_batch\tunsupported (%s)\t-\n", N, name,
+			       strerror(errno));
+			goto out;
+		}
+	}
+	printf("dump\t%u\t%s\tlookup_batch\t%u\t%.3f\n", N, name, n, now_s() - t0);
+out:
+	fflush(stdout);
+	free(keys);
+	free(vals);
 }
 
 static long count_keys(int fd, size_t ksz)
@@ -655,6 +708,11 @@ static void bench_size(uint32_t N, struct prog *progs, int nprogs, int ncpu)
 			die("grants map kept only %ld of %u entries", ng, N);
 	}
 
+	dump_map(N, "rg_trust4", bpf_map__fd(skel->maps.rg_trust4), sizeof(struct rg_lpm4),
+		 sizeof(uint32_t));
+	dump_map(N, "rg_grants", bpf_map__fd(skel->maps.rg_grants), sizeof(struct rg_addr),
+		 sizeof(struct rg_grant));
+
 	/* The admitted flow of the ack4_flow class (source not trusted, not
 	 * granted: the longest pass path). */
 	pkt_addr4(fk.saddr, FLOW_SRC4);
@@ -767,6 +825,7 @@ int main(int argc, char **argv)
 
 	printf("# cost\tN\tprog\tclass\tns_median\tns_min\tns_max\tretval\n");
 	printf("# load\tN\tmap\tmethod\tentries\tseconds\tmemlock_bytes\n");
+	printf("# dump\tN\tmap\tmethod\tentries\tseconds\n");
 	for (i = 0; i < opt.nsizes; i++)
 		bench_size(opt.sizes[i], progs, nprogs, ncpu);
 	bpf_object__close(xf_obj);

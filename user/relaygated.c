@@ -13,9 +13,10 @@
  * policy push source, each on its own libmicrohttpd thread): an epoll loop
  * over every source's descriptor, the control socket, the push sources'
  * event queue, the policy server, the ring buffer, a signalfd (SIGHUP
- * reload, SIGTERM/SIGINT exit) and a one-second timerfd.
+ * reload, SIGTERM/SIGINT exit) and a quarter-second timerfd.
  *
- * The tick (every second):
+ * The tick (every second; between, a quarter-second tick saves the state
+ * file when our own events changed the maps):
  *  - walks the grant and deny maps: removes and logs what expired, logs
  *    what changed behind our back (relaygatectl grant del / add), and saves
  *    the state file when anything changed since the last save. So after a
@@ -184,6 +185,8 @@ struct daemon {
 	size_t nsrc;
 
 	int ep, sfd, tfd;
+	unsigned quarters;      /* timer ticks since the last one-second round */
+	bool changed;           /* our own grant or deny since the last save */
 	struct handler h_control, h_evq, h_policy, h_rb, h_sig, h_timer;
 	bool running;
 
@@ -377,7 +380,11 @@ startup_error(struct daemon *d, const char *fmt, ...)
 /* The one way into grants.c: every source ends here. */
 static enum rg_grants_result handle_event(struct daemon *d, struct rg_auth_event *ev)
 {
-	return rg_grants_handle(d->grants, ev, rg_now_ns());
+	enum rg_grants_result r = rg_grants_handle(d->grants, ev, rg_now_ns());
+
+	if (r == RG_GRANTS_GRANTED || r == RG_GRANTS_EXTENDED || r == RG_GRANTS_DENIED)
+		d->changed = true;
+	return r;
 }
 
 static struct source *source_by_name(struct daemon *d, const char *name)
@@ -1883,13 +1890,31 @@ fail_cfg:
 
 /* ------------------------------------------------------------ loop */
 
+#define RG_TICKS_PER_SEC 4
+
 static void tick(struct daemon *d)
 {
 	uint64_t exp;
 	size_t i;
 
-	if (read(d->tfd, &exp, sizeof(exp)) < 0 && errno != EAGAIN)
-		rg_warn("timer: %s", strerror(errno));
+	if (read(d->tfd, &exp, sizeof(exp)) < 0) {
+		if (errno != EAGAIN)
+			rg_warn("timer: %s", strerror(errno));
+		exp = 0;
+	}
+	d->quarters += (unsigned)(exp < RG_TICKS_PER_SEC ? exp : RG_TICKS_PER_SEC);
+	if (d->quarters < RG_TICKS_PER_SEC) {
+		/* Our own grants and denies reach the state file within a
+		 * tick, so even a late one-second round under load never
+		 * lets kill -9 lose a grant older than a second. */
+		if (d->changed) {
+			d->changed = false;
+			walk_maps(d, false);
+		}
+		return;
+	}
+	d->quarters = 0;
+	d->changed = false;
 	rg_grants_sweep(d->grants, rg_now_ns());
 	walk_maps(d, false);
 	for (i = 0; i < d->nsrc; i++)
@@ -1998,8 +2023,8 @@ static int run(struct daemon *d)
 static int setup_loop(struct daemon *d)
 {
 	struct itimerspec its = {
-		.it_interval = { .tv_sec = 1 },
-		.it_value = { .tv_sec = 1 },
+		.it_interval = { .tv_nsec = 1000000000L / RG_TICKS_PER_SEC },
+		.it_value = { .tv_nsec = 1000000000L / RG_TICKS_PER_SEC },
 	};
 	sigset_t set;
 	int r;
