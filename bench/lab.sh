@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+# shellcheck shell=bash
 #
 # The benchmark lab: two network namespaces and one veth pair, nothing in
 # the root namespace, every address the lab's own.
