@@ -6,7 +6,8 @@
  *       Accepts and closes connections on ADDR:PORT (backlog 4096) until
  *       SECONDS have passed or SIGTERM.
  *   connlat connect ADDR PORT COUNT INTERVAL_MS TIMEOUT_MS [BIND_ADDR]
- *       COUNT connects, one every INTERVAL_MS, each waited for up to
+ *       COUNT connects (ADDR must be a lab address: 10.0.0.0/8 or fd00::/8),
+ *       one every INTERVAL_MS, each waited for up to
  *       TIMEOUT_MS (a lost SYN is retransmitted by the kernel after 1 s, so
  *       a timeout above 1000 shows those as slow rather than failed).
  *       Prints, tab-separated:
@@ -137,6 +138,17 @@ out:
 	return dt;
 }
 
+/* Lab addresses only: 10.0.0.0/8 or fd00::/8. */
+static bool lab_addr(const struct sockaddr_storage *ss)
+{
+	const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+
+	if (ss->ss_family == AF_INET)
+		return (ntohl(s4->sin_addr.s_addr) >> 24) == 10;
+	return s6->sin6_addr.s6_addr[0] == 0xfd;
+}
+
 static int do_connect(const char *addr, unsigned port, long count, double interval_ms,
 		      int tmo_ms, const char *bind_addr, bool verbose)
 {
@@ -144,6 +156,12 @@ static int do_connect(const char *addr, unsigned port, long count, double interv
 	socklen_t len = sockaddr_of(addr, port, &ss), blen = 0;
 	double *lat, next = now_s();
 	long i, ok = 0;
+
+	if (!lab_addr(&ss)) {
+		fprintf(stderr, "connlat: %s: not a lab address (10.0.0.0/8, fd00::/8): refusing\n",
+			addr);
+		exit(2);
+	}
 
 	if (bind_addr)
 		blen = sockaddr_of(bind_addr, 0, &bs);
@@ -173,7 +191,8 @@ static int do_connect(const char *addr, unsigned port, long count, double interv
 static void usage(void)
 {
 	fprintf(stderr, "usage: connlat listen ADDR PORT SECONDS\n"
-			"       connlat [-v] connect ADDR PORT COUNT INTERVAL_MS TIMEOUT_MS [BIND_ADDR]\n");
+			"       connlat [-v] connect ADDR PORT COUNT INTERVAL_MS TIMEOUT_MS\n"
+			"               [BIND_ADDR]\n");
 	exit(2);
 }
 

@@ -11,6 +11,8 @@
  *   floor    bench/floor.bpf.c: parse to TCP, drop SYNs to 587
  *   xdpfilt  xdp-filter's packaged program (xdp-tools), port 587 denied
  *   rg_xdp   relaygate's XDP program
+ *   rg_xdp_h the same with the empty-map hints set (RG_CFG_NO_TIFACE,
+ *            RG_CFG_NO_DENY: both maps are empty here)
  *   rg_tc    relaygate's TC program
  * with repeat R (-r, default 1e6), in rounds (-k, default 3): each round
  * runs every (program, class) once, in that order, so a slow moment of the
@@ -168,12 +170,14 @@ static void load_map(uint32_t N, const char *name, int fd, const void *keys, siz
 		while (done < n) {
 			uint32_t cnt = n - done < chunk ? n - done : chunk;
 
-			if (bpf_map_update_batch(fd, (const char *)keys + (size_t)done * ksz,
-						 (const char *)vals + (size_t)done * vsz, &cnt, &bo)) {
+			const char *k = (const char *)keys + (size_t)done * ksz;
+			const char *v = (const char *)vals + (size_t)done * vsz;
+
+			if (bpf_map_update_batch(fd, k, v, &cnt, &bo)) {
 				if (done == 0 && (errno == EINVAL || errno == ENOTSUP ||
 						  errno == EOPNOTSUPP || errno == 524)) {
-					fprintf(stderr, "progcost: %s: no batch update (%s): one update each\n",
-						name, strerror(errno));
+					fprintf(stderr, "progcost: %s: no batch update (%s): %s\n",
+						name, strerror(errno), "one update each");
 					break;
 				}
 				if (errno != EEXIST)
@@ -187,11 +191,13 @@ static void load_map(uint32_t N, const char *name, int fd, const void *keys, siz
 			done = 0;
 	}
 	if (done < n) {
-		for (i = done; i < n; i++)
-			if (bpf_map_update_elem(fd, (const char *)keys + (size_t)i * ksz,
-						(const char *)vals + (size_t)i * vsz, BPF_NOEXIST) &&
-			    errno != EEXIST)
+		for (i = done; i < n; i++) {
+			const char *k = (const char *)keys + (size_t)i * ksz;
+			const char *v = (const char *)vals + (size_t)i * vsz;
+
+			if (bpf_map_update_elem(fd, k, v, BPF_NOEXIST) && errno != EEXIST)
 				die("%s: update #%u: %s", name, i, strerror(errno));
+		}
 	}
 	dt = now_s() - t0;
 	printf("load\t%u\t%s\t%s\t%u\t%.3f\t%ld\n", N, name, method, n, dt, memlock_of(fd));
@@ -232,7 +238,8 @@ static void dump_map(uint32_t N, const char *name, int fd, size_t ksz, size_t vs
 		if (!cnt)
 			break;
 		err = bpf_map_lookup_batch(fd, first ? NULL : &out_batch, &out_batch,
-					   keys + (size_t)n * ksz, vals + (size_t)n * vsz, &cnt, &bo);
+					   keys + (size_t)n * ksz, vals + (size_t)n * vsz, &cnt,
+					   &bo);
 		first = false;
 		n += cnt;
 		if (err) {
@@ -315,6 +322,7 @@ static struct frame flood[2][NFLOOD];
 static void build_flood(void)
 {
 	uint64_t saved = rng_state;
+	struct frame *f;
 	struct pkt p;
 	int i, v6;
 
@@ -335,8 +343,9 @@ static void build_flood(void)
 			p.src6[15] = (uint8_t)(r >> 40);
 			p.sport = (uint16_t)(1024 + (r >> 48) % 64000);
 			p.seq = (uint32_t)(r >> 24);
-			flood[v6][i].len = pkt_build(&p, flood[v6][i].b, sizeof(flood[v6][i].b), NULL);
-			if (!flood[v6][i].len)
+			f = &flood[v6][i];
+			f->len = pkt_build(&p, f->b, sizeof(f->b), NULL);
+			if (!f->len)
 				die("cannot build a flood frame");
 		}
 	memcpy(&frames[C_SYN4_FLOOD], &flood[0][0], sizeof(frames[0]));
@@ -399,7 +408,8 @@ static void build_frames(const struct entries *e)
 			p.ack = 0x01020304;
 			p.tcpoptlen = 12;        /* NOP NOP timestamps */
 			{
-				static const uint8_t o[12] = { 1, 1, 8, 10, 0, 0, 0, 2, 0, 0, 0, 1 };
+				static const uint8_t o[12] = { 1, 1, 8, 10, 0, 0, 0, 2,
+							       0, 0, 0, 1 };
 
 				memcpy(p.tcpopt, o, sizeof(o));
 			}
@@ -416,7 +426,8 @@ static void build_frames(const struct entries *e)
 
 				p.payload = q;
 				p.paylen = sizeof(q);
-				frames[c].len = pkt_build(&p, frames[c].b, sizeof(frames[c].b), NULL);
+				frames[c].len = pkt_build(&p, frames[c].b, sizeof(frames[c].b),
+							  NULL);
 			}
 			continue;
 		case C_VLAN_SYN4_UNAUTH:
@@ -441,7 +452,25 @@ struct prog {
 	int fd;
 	enum kind kind;
 	bool per_n;      /* depends on the relaygate maps */
+	uint32_t flags;  /* per_n: rg_config.flags while this one runs */
 };
+
+static int config_fd = -1;   /* the current relaygate instance's rg_config */
+
+/* Before a relaygate program runs: its rg_config.flags. */
+static void set_flags(const struct prog *p)
+{
+	struct rg_config c;
+	uint32_t zero = 0;
+
+	if (!p->per_n || config_fd < 0)
+		return;
+	if (bpf_map_lookup_elem(config_fd, &zero, &c))
+		die("rg_config: %s", strerror(errno));
+	c.flags = p->flags;
+	if (bpf_map_update_elem(config_fd, &zero, &c, BPF_ANY))
+		die("rg_config: %s", strerror(errno));
+}
 
 static int run_once(const struct prog *p, const struct frame *f, uint32_t repeat,
 		    uint32_t *retval, uint32_t *ns)
@@ -530,10 +559,14 @@ static void measure(uint32_t N, const struct prog *progs, int nprogs)
 {
 	static uint32_t ns[8][NCLASS][MAX_ROUNDS];
 	static uint32_t rv[8][NCLASS];
+
+	if (nprogs > 8)
+		die("too many programs");
 	int p, c, k;
 
 	for (k = 0; k < opt.rounds; k++)
-		for (p = 0; p < nprogs; p++)
+		for (p = 0; p < nprogs; p++) {
+			set_flags(&progs[p]);
 			for (c = 0; c < NCLASS; c++) {
 				int err;
 
@@ -550,6 +583,7 @@ static void measure(uint32_t N, const struct prog *progs, int nprogs)
 					die("test_run %s %s: %s", progs[p].name, class_name[c],
 					    strerror(-err));
 			}
+		}
 	for (p = 0; p < nprogs; p++)
 		for (c = 0; c < NCLASS; c++) {
 			uint32_t *v = ns[p][c];
@@ -557,8 +591,8 @@ static void measure(uint32_t N, const struct prog *progs, int nprogs)
 			if (skip(&progs[p], c))
 				continue;
 			qsort(v, (size_t)opt.rounds, sizeof(*v), cmp_u32);
-			printf("cost\t%u\t%s\t%s\t%u\t%u\t%u\t%u\n", N, progs[p].name, class_name[c],
-			       v[opt.rounds / 2], v[0], v[opt.rounds - 1], rv[p][c]);
+			printf("cost\t%u\t%s\t%s\t%u\t%u\t%u\t%u\n", N, progs[p].name,
+			       class_name[c], v[opt.rounds / 2], v[0], v[opt.rounds - 1], rv[p][c]);
 		}
 	fflush(stdout);
 }
@@ -578,7 +612,8 @@ static int load_xdp_obj(const char *path, const char *prog, struct bpf_object **
 		bpf_map__set_pin_path(m, NULL);
 	if (bpf_object__load(obj))
 		die("load %s: %s", path, strerror(errno));
-	pr = prog ? bpf_object__find_program_by_name(obj, prog) : bpf_object__next_program(obj, NULL);
+	pr = prog ? bpf_object__find_program_by_name(obj, prog)
+		  : bpf_object__next_program(obj, NULL);
 	if (!pr)
 		die("%s: no program %s", path, prog ? prog : "");
 	*objp = obj;
@@ -598,7 +633,7 @@ static int load_xdpfilt(struct bpf_object **objp, int ncpu)
 	struct bpf_map *m;
 	uint64_t *vals;
 	uint32_t port = htons(587), rv, ns;
-	struct prog p = { "xdpfilt", -1, K_XDP, false };
+	struct prog p = { "xdpfilt", -1, K_XDP, false, 0 };
 	int fd, c;
 
 	snprintf(path, sizeof(path), "%s/xdpfilt_alw_tcp.o", opt.xdpfilt_dir);
@@ -667,6 +702,7 @@ static void bench_size(uint32_t N, struct prog *progs, int nprogs, int ncpu)
 
 	if (bpf_map_update_elem(bpf_map__fd(skel->maps.rg_config), &zero, &cfg, BPF_ANY))
 		die("rg_config: %s", strerror(errno));
+	config_fd = bpf_map__fd(skel->maps.rg_config);
 	put_u32(bpf_map__fd(skel->maps.rg_ports), 465, 1, "rg_ports");
 	put_u32(bpf_map__fd(skel->maps.rg_ports), 587, 1, "rg_ports");
 
@@ -689,8 +725,9 @@ static void bench_size(uint32_t N, struct prog *progs, int nprogs, int ncpu)
 
 		while (done < N) {
 			cnt = N - done < 65536 ? N - done : 65536;
-			if (bpf_map_delete_batch(bpf_map__fd(skel->maps.rg_grants),
-						 (char *)e.gk + (size_t)done * sizeof(*e.gk), &cnt, &bo) &&
+			char *k = (char *)e.gk + (size_t)done * sizeof(*e.gk);
+
+			if (bpf_map_delete_batch(bpf_map__fd(skel->maps.rg_grants), k, &cnt, &bo) &&
 			    errno != ENOENT)
 				die("rg_grants: batch delete: %s", strerror(errno));
 			done += cnt ? cnt : 1;
@@ -732,6 +769,7 @@ static void bench_size(uint32_t N, struct prog *progs, int nprogs, int ncpu)
 		progs[p].fd = bpf_program__fd(progs[p].kind == K_XDP ? skel->progs.rg_xdp
 								      : skel->progs.rg_tc);
 		/* Each class once: it must take the path it is named for. */
+		set_flags(&progs[p]);
 		for (c = 0; c < NCLASS && !opt.no_check; c++) {
 			stats_sum(bpf_map__fd(skel->maps.rg_stats), ncpu, before);
 			if (run_once(&progs[p], &frames[c], 1, &rv, &ns))
@@ -743,6 +781,7 @@ static void bench_size(uint32_t N, struct prog *progs, int nprogs, int ncpu)
 		}
 	}
 	measure(N, progs, nprogs);
+	config_fd = -1;
 	relaygate__destroy(skel);
 	free_entries(&e);
 }
@@ -751,7 +790,8 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: progcost [-n N[,N...]] [-r REPEAT] [-k ROUNDS] [-c CPU]\n"
-		"                [-f FLOOR_OBJ] [-x XDPFILT_DIR] [-P PROG] [-C CLASS] [-S] [-F FLAGS] [-v]\n"
+		"                [-f FLOOR_OBJ] [-x XDPFILT_DIR] [-P PROG] [-C CLASS] [-S]\n"
+		"                [-F FLAGS] [-v]\n"
 		"  -P, -C: time only this program / class (for profiling)\n"
 		"  -S: skip the verdict checks (experiments with modified objects)\n"
 		"  -F: rg_config.flags for the gate (default 0)\n");
@@ -761,9 +801,9 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	struct bpf_object *floor_obj = NULL, *xf_obj = NULL;
-	struct prog progs[5];
+	struct prog progs[6];
 	struct entries e0;
-	int ch, i, ncpu, nprogs = 0;
+	int ch, i, fd, ncpu, nprogs = 0;
 	char *s, *tok, *save = NULL;
 
 	while ((ch = getopt(argc, argv, "n:r:k:c:f:x:P:C:SF:v")) != -1) {
@@ -815,13 +855,19 @@ int main(int argc, char **argv)
 	build_frames(&e0);
 	free_entries(&e0);
 
-	progs[nprogs++] = (struct prog){ "null", load_xdp_obj(opt.floor_obj, "floor_pass", &floor_obj),
-					 K_XDP, false };
-	progs[nprogs++] = (struct prog){ "floor", bpf_program__fd(bpf_object__find_program_by_name(floor_obj, "floor_xdp")),
-					 K_XDP, false };
-	progs[nprogs++] = (struct prog){ "xdpfilt", load_xdpfilt(&xf_obj, ncpu), K_XDP, false };
-	progs[nprogs++] = (struct prog){ "rg_xdp", -1, K_XDP, true };
-	progs[nprogs++] = (struct prog){ "rg_tc", -1, K_TC, true };
+	fd = load_xdp_obj(opt.floor_obj, "floor_pass", &floor_obj);
+	progs[nprogs++] = (struct prog){ "null", fd, K_XDP, false, 0 };
+	fd = bpf_program__fd(bpf_object__find_program_by_name(floor_obj, "floor_xdp"));
+	progs[nprogs++] = (struct prog){ "floor", fd, K_XDP, false, 0 };
+	progs[nprogs++] = (struct prog){ "xdpfilt", load_xdpfilt(&xf_obj, ncpu), K_XDP, false, 0 };
+	progs[nprogs++] = (struct prog){ "rg_xdp", -1, K_XDP, true, opt.cfg_flags };
+#ifdef RG_CFG_NO_TIFACE
+	/* the same program with the empty-map hints set (rg_tiface and
+	 * rg_deny are empty here), as userspace would keep them */
+	progs[nprogs++] = (struct prog){ "rg_xdp_h", -1, K_XDP, true,
+					 opt.cfg_flags | RG_CFG_NO_TIFACE | RG_CFG_NO_DENY };
+#endif
+	progs[nprogs++] = (struct prog){ "rg_tc", -1, K_TC, true, opt.cfg_flags };
 
 	printf("# cost\tN\tprog\tclass\tns_median\tns_min\tns_max\tretval\n");
 	printf("# load\tN\tmap\tmethod\tentries\tseconds\tmemlock_bytes\n");

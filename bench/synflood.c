@@ -158,7 +158,8 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-	const char *netns = NULL, *ifname = NULL, *dst = NULL, *dmac_s = NULL, *srcnet = "198.18.0.0/15";
+	const char *netns = NULL, *ifname = NULL, *dst = NULL, *dmac_s = NULL;
+	const char *srcnet = "198.18.0.0/15";
 	unsigned long long count = 1000000, sent = 0, errors = 0;
 	double rate = 0, seconds = 60, t0, t1, next;
 	unsigned nframes = 65536, batch = 64, dport = 587, splen;
@@ -198,7 +199,8 @@ int main(int argc, char **argv)
 		die("seconds %g: more than 0, at most %g", seconds, MAX_SECONDS);
 	if (rate < 0)
 		die("rate %g: not negative", rate);
-	if (!nframes || nframes > MAX_FRAMES || !batch || batch > MAX_BATCH || !dport || dport > 65535)
+	if (!nframes || nframes > MAX_FRAMES || !batch || batch > MAX_BATCH || !dport ||
+	    dport > 65535)
 		die("frames 1..%u, batch 1..%u, port 1..65535", MAX_FRAMES, MAX_BATCH);
 
 	/* Sources: a prefix inside 198.18.0.0/15. */
