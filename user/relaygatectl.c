@@ -1071,23 +1071,25 @@ static int do_grant_del(int argc, char **argv)
 	return rc ? EXIT_FAIL : EXIT_OK;
 }
 
-struct grant_row {
+/* One row of a grant or deny listing, collected to be sorted by address. */
+struct map_row {
 	struct rg_addr key;
-	struct rg_grant v;
+	union {
+		struct rg_grant grant;
+		struct rg_deny deny;
+	} v;
 };
 
-struct grant_rows {
-	struct grant_row *v;
+struct map_rows {
+	struct map_row *v;
 	size_t n, cap;
 };
 
-static int collect_grant(const struct rg_addr *k, const struct rg_grant *v, void *ctx)
+static int rows_push(struct map_rows *l, const struct rg_addr *k, const void *v, size_t len)
 {
-	struct grant_rows *l = ctx;
-
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 64;
-		struct grant_row *nv = realloc(l->v, cap * sizeof(*nv));
+		struct map_row *nv = realloc(l->v, cap * sizeof(*nv));
 
 		if (!nv)
 			return -1;
@@ -1095,14 +1097,24 @@ static int collect_grant(const struct rg_addr *k, const struct rg_grant *v, void
 		l->cap = cap;
 	}
 	l->v[l->n].key = *k;
-	l->v[l->n].v = *v;
+	memcpy(&l->v[l->n].v, v, len);
 	l->n++;
 	return 0;
 }
 
-static int cmp_grant_row(const void *a, const void *b)
+static int collect_grant(const struct rg_addr *k, const struct rg_grant *v, void *ctx)
 {
-	return cmp_addr(&((const struct grant_row *)a)->key, &((const struct grant_row *)b)->key);
+	return rows_push(ctx, k, v, sizeof(*v));
+}
+
+static int collect_deny(const struct rg_addr *k, const struct rg_deny *v, void *ctx)
+{
+	return rows_push(ctx, k, v, sizeof(*v));
+}
+
+static int cmp_row(const void *a, const void *b)
+{
+	return cmp_addr(&((const struct map_row *)a)->key, &((const struct map_row *)b)->key);
 }
 
 static const char *source_text(enum rg_origin o, enum rg_service s, char *buf, size_t len)
@@ -1116,7 +1128,7 @@ static const char *source_text(enum rg_origin o, enum rg_service s, char *buf, s
 
 static int do_grant_list(int argc, char **argv)
 {
-	struct grant_rows l = { 0 };
+	struct map_rows l = { 0 };
 	struct rg_gate g;
 	uint64_t now;
 	size_t i;
@@ -1135,21 +1147,21 @@ static int do_grant_list(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	now = rg_now_ns();
-	qsort(l.v, l.n, sizeof(*l.v), cmp_grant_row);
+	qsort(l.v, l.n, sizeof(*l.v), cmp_row);
 	if (opt.json) {
 		putchar('[');
 		for (i = 0; i < l.n; i++) {
-			const struct grant_row *r = &l.v[i];
+			const struct map_row *r = &l.v[i];
 			char a[RG_ADDRSTRLEN];
 
 			printf("%s{\"address\":\"%s\",\"prefixlen\":%u,\"user\":", i ? "," : "",
 			       rg_addr_str(&r->key, a, sizeof(a)), key_plen(&g, &r->key));
-			json_str(r->v.user);
+			json_str(r->v.grant.user);
 			printf(",\"expires_in\":%llu,\"expired\":%s,\"granted_ago\":%llu,\"source\":\"%s\",\"service\":\"%s\"}",
-			       (unsigned long long)secs_left(r->v.expires, now),
-			       r->v.expires > now ? "false" : "true",
-			       (unsigned long long)(now > r->v.granted ? (now - r->v.granted) / NS_PER_SEC : 0),
-			       rg_origin_name(r->v.origin), rg_service_name(r->v.service));
+			       (unsigned long long)secs_left(r->v.grant.expires, now),
+			       r->v.grant.expires > now ? "false" : "true",
+			       (unsigned long long)(now > r->v.grant.granted ? (now - r->v.grant.granted) / NS_PER_SEC : 0),
+			       rg_origin_name(r->v.grant.origin), rg_service_name(r->v.grant.service));
 		}
 		printf("]\n");
 	} else {
@@ -1158,14 +1170,14 @@ static int do_grant_list(int argc, char **argv)
 		tbl_init(&t, 4);
 		tbl_row(&t, "ADDRESS", "USER", "EXPIRES-IN", "SOURCE");
 		for (i = 0; i < l.n; i++) {
-			const struct grant_row *r = &l.v[i];
+			const struct map_row *r = &l.v[i];
 			char a[RG_ADDRSTRLEN], exp[32], src[32];
-			uint64_t left = secs_left(r->v.expires, now);
+			uint64_t left = secs_left(r->v.grant.expires, now);
 
 			tbl_row(&t, key_text(&g, &r->key, a, sizeof(a)),
-				r->v.user[0] ? shown(r->v.user) : "-",
+				r->v.grant.user[0] ? shown(r->v.grant.user) : "-",
 				left ? rg_duration_str(left, exp, sizeof(exp)) : "expired",
-				source_text(r->v.origin, r->v.service, src, sizeof(src)));
+				source_text(r->v.grant.origin, r->v.grant.service, src, sizeof(src)));
 		}
 		tbl_print(&t, "");
 		tbl_free(&t);
@@ -1247,43 +1259,9 @@ static int do_deny_del(int argc, char **argv)
 	return rc ? EXIT_FAIL : EXIT_OK;
 }
 
-struct deny_row {
-	struct rg_addr key;
-	struct rg_deny v;
-};
-
-struct deny_rows {
-	struct deny_row *v;
-	size_t n, cap;
-};
-
-static int collect_deny(const struct rg_addr *k, const struct rg_deny *v, void *ctx)
-{
-	struct deny_rows *l = ctx;
-
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		struct deny_row *nv = realloc(l->v, cap * sizeof(*nv));
-
-		if (!nv)
-			return -1;
-		l->v = nv;
-		l->cap = cap;
-	}
-	l->v[l->n].key = *k;
-	l->v[l->n].v = *v;
-	l->n++;
-	return 0;
-}
-
-static int cmp_deny_row(const void *a, const void *b)
-{
-	return cmp_addr(&((const struct deny_row *)a)->key, &((const struct deny_row *)b)->key);
-}
-
 static int do_deny_list(int argc, char **argv)
 {
-	struct deny_rows l = { 0 };
+	struct map_rows l = { 0 };
 	struct rg_gate g;
 	uint64_t now;
 	size_t i;
@@ -1302,18 +1280,18 @@ static int do_deny_list(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	now = rg_now_ns();
-	qsort(l.v, l.n, sizeof(*l.v), cmp_deny_row);
+	qsort(l.v, l.n, sizeof(*l.v), cmp_row);
 	if (opt.json) {
 		putchar('[');
 		for (i = 0; i < l.n; i++) {
-			const struct deny_row *r = &l.v[i];
+			const struct map_row *r = &l.v[i];
 			char a[RG_ADDRSTRLEN];
 
 			printf("%s{\"address\":\"%s\",\"prefixlen\":%u,\"expires_in\":%llu,\"expired\":%s,\"failures\":%u,\"source\":\"%s\"}",
 			       i ? "," : "", rg_addr_str(&r->key, a, sizeof(a)), key_plen(&g, &r->key),
-			       (unsigned long long)secs_left(r->v.expires, now),
-			       r->v.expires > now ? "false" : "true", r->v.failures,
-			       rg_origin_name(r->v.origin));
+			       (unsigned long long)secs_left(r->v.deny.expires, now),
+			       r->v.deny.expires > now ? "false" : "true", r->v.deny.failures,
+			       rg_origin_name(r->v.deny.origin));
 		}
 		printf("]\n");
 	} else {
@@ -1322,14 +1300,14 @@ static int do_deny_list(int argc, char **argv)
 		tbl_init(&t, 4);
 		tbl_row(&t, "ADDRESS", "EXPIRES-IN", "FAILURES", "SOURCE");
 		for (i = 0; i < l.n; i++) {
-			const struct deny_row *r = &l.v[i];
+			const struct map_row *r = &l.v[i];
 			char a[RG_ADDRSTRLEN], exp[32], f[16];
-			uint64_t left = secs_left(r->v.expires, now);
+			uint64_t left = secs_left(r->v.deny.expires, now);
 
-			snprintf(f, sizeof(f), "%u", r->v.failures);
+			snprintf(f, sizeof(f), "%u", r->v.deny.failures);
 			tbl_row(&t, key_text(&g, &r->key, a, sizeof(a)),
 				left ? rg_duration_str(left, exp, sizeof(exp)) : "expired", f,
-				rg_origin_name(r->v.origin));
+				rg_origin_name(r->v.deny.origin));
 		}
 		tbl_print(&t, "");
 		tbl_free(&t);
