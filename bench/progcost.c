@@ -10,10 +10,11 @@
  *   null     an XDP program that returns XDP_PASS (test_run's own cost)
  *   floor    bench/floor.bpf.c: parse to TCP, drop SYNs to 587
  *   xdpfilt  xdp-filter's packaged program (xdp-tools), port 587 denied
- *   rg_xdp   relaygate's XDP program
- *   rg_xdp_h the same with the empty-map hints set (RG_CFG_NO_TIFACE,
- *            RG_CFG_NO_DENY: both maps are empty here)
- *   rg_tc    relaygate's TC program
+ *   rg_xdp   relaygate's XDP program, its summary on (the prefilter
+ *            slots of every entry set, the empty-map hints of rg_tiface
+ *            and rg_deny set), as relaygate's userspace keeps it
+ *   rg_xdp_full  the same with the summary off: every lookup made
+ *   rg_tc    relaygate's TC program, summary on
  * with repeat R (-r, default 1e6), in rounds (-k, default 3): each round
  * runs every (program, class) once, in that order, so a slow moment of the
  * machine hits all of them alike. The median of the rounds is reported.
@@ -38,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/bpf.h>
@@ -453,9 +455,12 @@ struct prog {
 	enum kind kind;
 	bool per_n;      /* depends on the relaygate maps */
 	uint32_t flags;  /* per_n: rg_config.flags while this one runs */
+	bool summary;    /* per_n: the summary on while this one runs */
 };
 
 static int config_fd = -1;   /* the current relaygate instance's rg_config */
+static struct rg_summary *sum_map;   /* its rg_summary, mmapped */
+static size_t sum_len;
 
 /* Before a relaygate program runs: its rg_config.flags. */
 static void set_flags(const struct prog *p)
@@ -470,6 +475,30 @@ static void set_flags(const struct prog *p)
 	c.flags = p->flags;
 	if (bpf_map_update_elem(config_fd, &zero, &c, BPF_ANY))
 		die("rg_config: %s", strerror(errno));
+	if (sum_map)
+		sum_map->hints = p->summary ? RG_SUM_ON | RG_SUM_NO_TIFACE | RG_SUM_NO_DENY : 0;
+}
+
+static uint32_t top32(const uint8_t *a)
+{
+	return (uint32_t)a[0] << 24 | (uint32_t)a[1] << 16 | (uint32_t)a[2] << 8 | a[3];
+}
+
+/* The summary slots of the entries (every prefix here is /16 or longer for
+ * IPv4 and /32 or longer for IPv6: one slot each). */
+static void summary_fill(const struct entries *e, uint32_t N)
+{
+	uint32_t i;
+
+	for (i = 0; i < N; i++) {
+		sum_map->v4[rg_sum_slot4(top32(e->t4[i].addr))] = 1;
+		sum_map->v6[rg_sum_slot6(top32(e->t6[i].addr))] = 1;
+		if (e->gk[i].family == RG_AF_INET)
+			sum_map->v4[rg_sum_slot4(top32(e->gk[i].addr))] = 1;
+		else
+			sum_map->v6[rg_sum_slot6(top32(e->gk[i].addr))] = 1;
+	}
+	/* the ack4_flow class's source has no entry: its slot stays clear */
 }
 
 static int run_once(const struct prog *p, const struct frame *f, uint32_t repeat,
@@ -633,7 +662,7 @@ static int load_xdpfilt(struct bpf_object **objp, int ncpu)
 	struct bpf_map *m;
 	uint64_t *vals;
 	uint32_t port = htons(587), rv, ns;
-	struct prog p = { "xdpfilt", -1, K_XDP, false, 0 };
+	struct prog p = { "xdpfilt", -1, K_XDP, false, 0, false };
 	int fd, c;
 
 	snprintf(path, sizeof(path), "%s/xdpfilt_alw_tcp.o", opt.xdpfilt_dir);
@@ -736,6 +765,12 @@ static void bench_size(uint32_t N, struct prog *progs, int nprogs, int ncpu)
 	load_map(N, "rg_grants", bpf_map__fd(skel->maps.rg_grants), e.gk, sizeof(*e.gk), e.gv,
 		 sizeof(*e.gv), N, true);
 	free(ones);
+	sum_len = (sizeof(struct rg_summary) + 4095) & ~(size_t)4095;
+	sum_map = mmap(NULL, sum_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		       bpf_map__fd(skel->maps.rg_summary), 0);
+	if (sum_map == MAP_FAILED)
+		die("rg_summary: mmap: %s", strerror(errno));
+	summary_fill(&e, N);
 	{
 		long n4 = count_keys(bpf_map__fd(skel->maps.rg_trust4), sizeof(struct rg_lpm4));
 		long ng = count_keys(bpf_map__fd(skel->maps.rg_grants), sizeof(struct rg_addr));
@@ -781,6 +816,8 @@ static void bench_size(uint32_t N, struct prog *progs, int nprogs, int ncpu)
 		}
 	}
 	measure(N, progs, nprogs);
+	munmap(sum_map, sum_len);
+	sum_map = NULL;
 	config_fd = -1;
 	relaygate__destroy(skel);
 	free_entries(&e);
@@ -856,18 +893,13 @@ int main(int argc, char **argv)
 	free_entries(&e0);
 
 	fd = load_xdp_obj(opt.floor_obj, "floor_pass", &floor_obj);
-	progs[nprogs++] = (struct prog){ "null", fd, K_XDP, false, 0 };
+	progs[nprogs++] = (struct prog){ "null", fd, K_XDP, false, 0, false };
 	fd = bpf_program__fd(bpf_object__find_program_by_name(floor_obj, "floor_xdp"));
-	progs[nprogs++] = (struct prog){ "floor", fd, K_XDP, false, 0 };
-	progs[nprogs++] = (struct prog){ "xdpfilt", load_xdpfilt(&xf_obj, ncpu), K_XDP, false, 0 };
-	progs[nprogs++] = (struct prog){ "rg_xdp", -1, K_XDP, true, opt.cfg_flags };
-#ifdef RG_CFG_NO_TIFACE
-	/* the same program with the empty-map hints set (rg_tiface and
-	 * rg_deny are empty here), as userspace would keep them */
-	progs[nprogs++] = (struct prog){ "rg_xdp_h", -1, K_XDP, true,
-					 opt.cfg_flags | RG_CFG_NO_TIFACE | RG_CFG_NO_DENY };
-#endif
-	progs[nprogs++] = (struct prog){ "rg_tc", -1, K_TC, true, opt.cfg_flags };
+	progs[nprogs++] = (struct prog){ "floor", fd, K_XDP, false, 0, false };
+	progs[nprogs++] = (struct prog){ "xdpfilt", load_xdpfilt(&xf_obj, ncpu), K_XDP, false, 0, false };
+	progs[nprogs++] = (struct prog){ "rg_xdp", -1, K_XDP, true, opt.cfg_flags, true };
+	progs[nprogs++] = (struct prog){ "rg_xdp_full", -1, K_XDP, true, opt.cfg_flags, false };
+	progs[nprogs++] = (struct prog){ "rg_tc", -1, K_TC, true, opt.cfg_flags, true };
 
 	printf("# cost\tN\tprog\tclass\tns_median\tns_min\tns_max\tretval\n");
 	printf("# load\tN\tmap\tmethod\tentries\tseconds\tmemlock_bytes\n");

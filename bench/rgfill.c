@@ -6,18 +6,20 @@
  *       Creates the pinned maps under PIN_DIR if they are absent (with
  *       rg_gate_create(), grants map sized GRANTS_MAX, default N + N/4 +
  *       4096 so the LRU never evicts), then loads N trusted IPv4 prefixes,
- *       N trusted IPv6 prefixes and N grants with batch updates. The maps
- *       are then what `relaygatectl attach` adopts. Prints the entries the
+ *       N trusted IPv6 prefixes and N grants with batch updates, and
+ *       rebuilds the summary as relaygated would (batch updates bypass the
+ *       CLI's per-entry upkeep). The maps are then what `relaygatectl
+ *       attach` adopts. Prints the entries the
  *       maps hold and the seconds taken.
  *   rgfill create PIN_DIR GRANTS_MAX
  *       Only creates the (empty) pinned maps, the grants map that big: the
  *       CLI cannot size it.
  *   rgfill grants PIN_DIR N
  *       Only the N grants, into existing maps.
- *   rgfill hints PIN_DIR on|off
- *       on: sets the empty-map hints of rg_config (RG_CFG_NO_TIFACE,
- *       RG_CFG_NO_DENY) for the maps that are empty, under the pin-dir lock,
- *       as the CLI and daemon would maintain them; off: clears them.
+ *   rgfill summary PIN_DIR on|off
+ *       on: rebuilds the summary (prefilter slots and empty-map hints)
+ *       under the pin-dir lock, as relaygated does; off: turns it off (the
+ *       program then looks every source up: the "full" variants).
  *   rgfill print N trust4|trust6|grant4|grant6
  *       One entry a line: CIDRs for trust*, addresses for grant4/grant6
  *       (grant6 as the /64 key address), for nftables sets and for loading
@@ -94,7 +96,7 @@ static int do_fill(const char *pin, uint32_t n, uint32_t gmax, bool grants_only)
 	struct rg_gate g;
 	char err[256];
 	uint32_t *ones, i;
-	double t0;
+	double t0, t1;
 
 	if (gmax && rg_gate_create(pin, &o, err, sizeof(err)))
 		die("%s", err);
@@ -113,9 +115,12 @@ static int do_fill(const char *pin, uint32_t n, uint32_t gmax, bool grants_only)
 		batch(g.trust6_fd, RG_MAP_TRUST6, e.t6, sizeof(*e.t6), ones, sizeof(*ones), n);
 	}
 	batch(g.grants_fd, RG_MAP_GRANTS, e.gk, sizeof(*e.gk), e.gv, sizeof(*e.gv), n);
-	printf("trust4=%ld trust6=%ld grants=%ld grants_max=%ld seconds=%.2f\n",
+	t1 = now_s();
+	if (rg_gate_lock(&g) || rg_summary_rebuild(&g))
+		die("%s", g.err);
+	printf("trust4=%ld trust6=%ld grants=%ld grants_max=%ld seconds=%.2f summary_rebuild_seconds=%.2f\n",
 	       rg_map_count(g.trust4_fd), rg_map_count(g.trust6_fd), rg_map_count(g.grants_fd),
-	       rg_map_max_entries(g.grants_fd), now_s() - t0);
+	       rg_map_max_entries(g.grants_fd), t1 - t0, now_s() - t1);
 	free(ones);
 	ent_free(&e);
 	rg_gate_close(&g);
@@ -152,37 +157,25 @@ static int do_print(uint32_t n, const char *what)
 	return 0;
 }
 
-static bool map_empty(int fd)
+static int do_summary(const char *pin, bool on)
 {
-	uint8_t key[64];
-
-	return bpf_map_get_next_key(fd, NULL, key) && errno == ENOENT;
-}
-
-static int do_hints(const char *pin, bool on)
-{
-#ifdef RG_CFG_NO_TIFACE
-	struct rg_config c;
+	struct rg_summary_info si;
 	struct rg_gate g;
 
-	if (rg_gate_open(&g, pin) || rg_gate_lock(&g) || rg_config_read(&g, &c))
+	if (rg_gate_open(&g, pin) || rg_gate_lock(&g))
 		die("%s", g.err);
-	c.flags &= ~(RG_CFG_NO_TIFACE | RG_CFG_NO_DENY);
-	if (on && map_empty(g.tiface_fd))
-		c.flags |= RG_CFG_NO_TIFACE;
-	if (on && map_empty(g.deny_fd))
-		c.flags |= RG_CFG_NO_DENY;
-	if (rg_config_write(&g, &c))
+	if (on) {
+		if (rg_summary_rebuild(&g))
+			die("%s", g.err);
+	} else {
+		__atomic_store_n(&g.sum->hints, 0, __ATOMIC_SEQ_CST);
+	}
+	if (rg_summary_info(&g, &si))
 		die("%s", g.err);
-	printf("flags=%#x\n", c.flags);
+	printf("summary=%s v4_slots=%u v6_slots=%u\n", si.on ? "on" : "off", si.v4_slots,
+	       si.v6_slots);
 	rg_gate_close(&g);
 	return 0;
-#else
-	(void)pin;
-	(void)on;
-	(void)map_empty;
-	die("this tree's maps/relaygate.h has no empty-map hints");
-#endif
 }
 
 int main(int argc, char **argv)
@@ -203,15 +196,15 @@ int main(int argc, char **argv)
 			die("%s", err);
 		return 0;
 	}
-	if (argc == 4 && !strcmp(argv[1], "hints") &&
+	if (argc == 4 && !strcmp(argv[1], "summary") &&
 	    (!strcmp(argv[3], "on") || !strcmp(argv[3], "off")))
-		return do_hints(argv[2], !strcmp(argv[3], "on"));
+		return do_summary(argv[2], !strcmp(argv[3], "on"));
 	if (argc == 4 && !strcmp(argv[1], "print"))
 		return do_print(parse_n(argv[2]), argv[3]);
 	fprintf(stderr, "usage: rgfill fill PIN_DIR N [GRANTS_MAX]\n"
 			"       rgfill create PIN_DIR GRANTS_MAX\n"
 			"       rgfill grants PIN_DIR N\n"
-			"       rgfill hints PIN_DIR on|off\n"
+			"       rgfill summary PIN_DIR on|off\n"
 			"       rgfill print N trust4|trust6|grant4|grant6\n");
 	return 2;
 }

@@ -25,7 +25,11 @@ int rg_xdp(struct xdp_md *ctx)
 	 * multi-buffer, so data..data_end is the whole packet. */
 	__u64 len = data_end - data;
 	struct rg_res r;
+	int fast;
 
+	fast = rg_fast4(ctx, data, data_end, len, 0);
+	if (fast)
+		return fast == RG_FAST_DROP ? XDP_DROP : XDP_PASS;
 	r = rg_decide(data, data_end, ctx->ingress_ifindex, len, 0);
 	if (r.act == RG_ACT_PASS)
 		return XDP_PASS;
@@ -46,7 +50,11 @@ SEC("tc")
 int rg_tc(struct __sk_buff *skb)
 {
 	struct rg_res r;
+	int fast;
 
+	fast = rg_fast4(skb, (void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, 1);
+	if (fast)
+		return fast == RG_FAST_DROP ? TC_ACT_SHOT : TC_ACT_UNSPEC;
 	r = rg_decide((void *)(long)skb->data, (void *)(long)skb->data_end, skb->ifindex,
 		      skb->len, 1);
 	if (r.act == RG_ACT_PULL) {

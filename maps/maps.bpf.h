@@ -108,4 +108,13 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rg_evbucket SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct rg_summary);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} rg_summary SEC(".maps");
+
 #endif /* RELAYGATE_MAPS_BPF_H */

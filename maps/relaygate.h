@@ -25,7 +25,7 @@
 
 #include <linux/types.h>
 
-#define RG_ABI_VERSION 1
+#define RG_ABI_VERSION 2   /* 2: rg_summary; empty-map hints moved there */
 
 /* Map names (= pin names under the pin directory). */
 #define RG_MAP_CONFIG  "rg_config"  /* ARRAY[1] of struct rg_config */
@@ -40,6 +40,7 @@
 #define RG_MAP_EVENTS  "rg_events"  /* RINGBUF of struct rg_drop_event */
 #define RG_MAP_EVRATE  "rg_evrate"  /* LRU_HASH struct rg_addr -> __u64 last event ns */
 #define RG_MAP_EVBUCKET "rg_evbucket" /* PERCPU_ARRAY[1] of struct rg_evbucket */
+#define RG_MAP_SUMMARY "rg_summary" /* ARRAY[1] of struct rg_summary, mmapable */
 
 /* Program names (as bpftool shows them: <= 15 characters). */
 #define RG_PROG_XDP "rg_xdp"
@@ -136,17 +137,6 @@ struct rg_flow {
 
 /* rg_config.flags */
 #define RG_CFG_REJECT_RST  (1U << 0)   /* answer dropped SYNs with RST+ACK */
-/*
- * Empty-map hints: while set, the program skips that map's lookup (a hash
- * of the key and, in a flood of spoofed sources, a cache miss: 15-70 ns
- * each). Clear means "look it up", so a writer that does not know about
- * them stays correct. Writers keep them true, holding the pin-dir lock
- * (rg_gate_lock): clear the bit BEFORE inserting into the map, set it only
- * AFTER finding the map empty.
- */
-#define RG_CFG_NO_TIFACE   (1U << 1)   /* rg_tiface is empty */
-#define RG_CFG_NO_DENY     (1U << 2)   /* rg_deny is empty */
-
 struct rg_config {
 	__u32 abi_version;       /* RG_ABI_VERSION; 0 = not configured yet */
 	__u32 flags;             /* RG_CFG_* */
@@ -204,6 +194,42 @@ struct rg_drop_event {
 	__u32 pad;
 };
 
+/*
+ * The summary: a prefilter in front of the per-source lookups, and hints
+ * that let the program skip a lookup in a map that is empty.
+ *
+ * v4[] has a slot per IPv4 /16 (the source's top 16 bits), v6[] a slot per
+ * fold of an IPv6 source's top 32 bits (rg_sum_slot6). A slot is non-zero
+ * when some trusted subnet, grant or deny entry may match a source in it.
+ * While RG_SUM_ON is set, a source whose slot is 0 skips the deny, trusted
+ * and grant lookups: nothing there can match it. So a flood from address
+ * blocks that hold none of your users costs two array loads, not three
+ * hash/trie lookups that miss the cache.
+ *
+ * Userspace keeps it true (user/gatemaps.c): every writer sets the slots
+ * an entry covers BEFORE inserting the entry, and clears the hint bit of a
+ * map BEFORE inserting into it (atomic operations on the mmapped map, so
+ * writers need no lock). Slots are cleared and hint bits set only by a
+ * rebuild, which holds the pin-dir lock and runs in the one process that
+ * writes without it (relaygated), and which clears RG_SUM_ON while it
+ * works. All zero (a fresh map) means "no prefilter, look everything up".
+ */
+#define RG_SUM_SLOTS      65536
+#define RG_SUM_ON         (1U << 0)   /* v4[] and v6[] are valid */
+#define RG_SUM_NO_TIFACE  (1U << 1)   /* rg_tiface is empty */
+#define RG_SUM_NO_DENY    (1U << 2)   /* rg_deny is empty */
+
+struct rg_summary {
+	__u32 hints;             /* RG_SUM_* */
+	__u32 pad[15];           /* hints in a cache line of their own */
+	__u8 v4[RG_SUM_SLOTS];
+	__u8 v6[RG_SUM_SLOTS];
+};
+
+/* The slot of an address (host-order top 32 bits of the address). */
+static inline __u32 rg_sum_slot4(__u32 top) { return top >> 16; }
+static inline __u32 rg_sum_slot6(__u32 top) { return (top ^ (top >> 16)) & (RG_SUM_SLOTS - 1); }
+
 /* Per-CPU token bucket for drop events. */
 struct rg_evbucket {
 	__u64 window_start;      /* ns */
@@ -222,5 +248,6 @@ _Static_assert(sizeof(struct rg_config) == 32, "rg_config ABI");
 _Static_assert(sizeof(struct rg_counter) == 16, "rg_counter ABI");
 _Static_assert(sizeof(struct rg_drop_event) == 48, "rg_drop_event ABI");
 _Static_assert(sizeof(struct rg_evbucket) == 16, "rg_evbucket ABI");
+_Static_assert(sizeof(struct rg_summary) == 64 + 2 * RG_SUM_SLOTS, "rg_summary ABI");
 
 #endif /* RELAYGATE_MAPS_H */

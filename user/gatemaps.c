@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <net/if.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <linux/if_link.h>
@@ -250,6 +251,7 @@ static const struct map_desc maps_desc[] = {
 	{ RG_MAP_EVENTS, FD_OFF(events_fd), BPF_MAP_TYPE_RINGBUF, 0, 0 },
 	{ RG_MAP_EVRATE, 0, BPF_MAP_TYPE_LRU_HASH, sizeof(struct rg_addr), 8 },
 	{ RG_MAP_EVBUCKET, 0, BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(struct rg_evbucket) },
+	{ RG_MAP_SUMMARY, FD_OFF(summary_fd), BPF_MAP_TYPE_ARRAY, 4, sizeof(struct rg_summary) },
 };
 
 #define NMAPS (sizeof(maps_desc) / sizeof(maps_desc[0]))
@@ -300,12 +302,24 @@ static void gate_init(struct rg_gate *g)
 	memset(g, 0, sizeof(*g));
 	g->config_fd = g->ports_fd = g->tiface_fd = g->trust4_fd = g->trust6_fd = -1;
 	g->grants_fd = g->deny_fd = g->flows_fd = g->stats_fd = g->events_fd = -1;
-	g->lock_fd = -1;
+	g->summary_fd = g->lock_fd = -1;
+}
+
+/* The summary map's value, mmapped (the map is BPF_F_MMAPABLE). */
+static size_t summary_map_len(void)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+
+	return (sizeof(struct rg_summary) + pg - 1) / pg * pg;
 }
 
 void rg_gate_close(struct rg_gate *g)
 {
 	size_t i;
+
+	if (g->sum)
+		munmap(g->sum, summary_map_len());
+	g->sum = NULL;
 
 	for (i = 0; i < NMAPS; i++) {
 		int *fd;
@@ -365,7 +379,12 @@ int rg_gate_open(struct rg_gate *g, const char *pin_dir)
 		fd = bpf_obj_get(path);
 		if (fd < 0) {
 			rc = -errno;
-			if (rc == -ENOENT)
+			if (rc == -ENOENT && i > 0) {
+				char what[64];
+
+				snprintf(what, sizeof(what), "%s is missing", d->name);
+				rc = incompatible(g->err, sizeof(g->err), pin_dir, what);
+			} else if (rc == -ENOENT)
 				gfail(g, rc, "no gate maps under %s: run `relaygatectl attach IFACE` first",
 				      pin_dir);
 			else if (rc == -EPERM || rc == -EACCES)
@@ -394,6 +413,13 @@ int rg_gate_open(struct rg_gate *g, const char *pin_dir)
 		goto out;
 	}
 	rc = check_config(&g->cfg, g->err, sizeof(g->err), pin_dir);
+	if (rc)
+		goto out;
+	g->sum = mmap(NULL, summary_map_len(), PROT_READ | PROT_WRITE, MAP_SHARED, g->summary_fd, 0);
+	if (g->sum == MAP_FAILED) {
+		g->sum = NULL;
+		rc = gfail(g, -errno, "%s/%s: mmap: %s", pin_dir, RG_MAP_SUMMARY, strerror(errno));
+	}
 out:
 	if (rc) {
 		char keep[sizeof(g->err)];
@@ -403,6 +429,31 @@ out:
 		memcpy(g->err, keep, sizeof(keep));
 	}
 	return rc;
+}
+
+int rg_gate_trylock(struct rg_gate *g)
+{
+	int fd;
+
+	if (g->lock_fd >= 0)
+		return 0;
+	fd = open(g->pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return gfail(g, -errno, "pin dir %s: %s", g->pin_dir, strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		int e = errno;
+
+		close(fd);
+		return gfail(g, -e, "pin dir %s: lock: %s", g->pin_dir, strerror(e));
+	}
+	g->lock_fd = fd;
+	return 0;
+}
+
+void rg_gate_unlock(struct rg_gate *g)
+{
+	unlock_dir(g->lock_fd);
+	g->lock_fd = -1;
 }
 
 int rg_gate_lock(struct rg_gate *g)
@@ -488,6 +539,252 @@ long rg_map_count(int map_fd)
 static bool is_full(int rc)
 {
 	return rc == -E2BIG || rc == -ENOSPC || rc == -ENOMEM;
+}
+
+/* ------------------------------------------------------ batch operations */
+
+/*
+ * Batch map operations (BPF_MAP_*_BATCH), each with a per-key fallback for
+ * a kernel or map type without them. On 6.18 the hash and LRU maps have
+ * their own batch lookup and the kernel's generic batch update and delete;
+ * the LPM tries have the generic lookup, update and delete too (one
+ * syscall runs the per-key operation in a loop, so a batch costs the same
+ * in the kernel and saves a syscall per key). A batch update takes no
+ * BPF_NOEXIST (elem_flags other than BPF_F_LOCK are EINVAL): callers tell
+ * new keys from existing ones by reading the map first.
+ */
+#define BATCH_CHUNK 65536
+#define ENOTSUPP_KERNEL 524     /* the kernel's ENOTSUPP, not in libc */
+
+static bool batch_unsupported(int e)
+{
+	return e == EINVAL || e == EOPNOTSUPP || e == ENOTSUPP_KERNEL;
+}
+
+/* Keys and values of every entry, by the key walk and one lookup per key. */
+static int dump_walk(int fd, size_t ksz, size_t vsz, void **keys, void **vals, size_t *n)
+{
+	size_t nk, i, j = 0;
+	void *kv;
+	char *kb, *vb;
+	int rc;
+
+	rc = collect_keys(fd, &kv, &nk);
+	if (rc)
+		return rc;
+	kb = kv;
+	vb = malloc((nk + 1) * vsz);
+	if (!vb) {
+		free(kb);
+		return -ENOMEM;
+	}
+	for (i = 0; i < nk; i++) {
+		if (bpf_map_lookup_elem(fd, kb + i * ksz, vb + j * vsz))
+			continue;       /* gone meanwhile */
+		if (i != j)
+			memcpy(kb + j * ksz, kb + i * ksz, ksz);
+		j++;
+	}
+	*keys = kb;
+	*vals = vb;
+	*n = j;
+	return 0;
+}
+
+/*
+ * Every entry of a map (key size ksz, value size vsz) into two malloc'ed
+ * arrays, with BPF_MAP_LOOKUP_BATCH; the key walk where the kernel has no
+ * batch lookup for the map (EINVAL, ENOTSUPP). Bounded like collect_keys:
+ * a walk that the daemon's deletes restart ends after max_entries * 2.
+ */
+static int map_dump(int fd, size_t ksz, size_t vsz, void **keys, void **vals, size_t *n)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+	char *kb = NULL, *vb = NULL, *tmp, tok_in[64] = { 0 }, tok_out[64] = { 0 };
+	size_t cap = 0, cnt = 0, limit;
+	struct bpf_map_info info;
+	__u32 chunk = 4096, c;
+	void *in = NULL;
+	int rc, e;
+
+	*keys = *vals = NULL;
+	*n = 0;
+	rc = map_info(fd, &info);
+	if (rc)
+		return rc;
+	/* The batch token: a bucket number (hash maps) or a key (generic). */
+	if (!ksz || ksz > sizeof(tok_in) || !vsz)
+		return -EINVAL;
+	limit = (size_t)info.max_entries * 2 + 16;
+	for (;;) {
+		if (cap - cnt < chunk) {
+			size_t ncap = cap * 2 > cnt + chunk ? cap * 2 : cnt + chunk;
+
+			tmp = realloc(kb, ncap * ksz);
+			if (!tmp) {
+				rc = -ENOMEM;
+				goto fail;
+			}
+			kb = tmp;
+			tmp = realloc(vb, ncap * vsz);
+			if (!tmp) {
+				rc = -ENOMEM;
+				goto fail;
+			}
+			vb = tmp;
+			cap = ncap;
+		}
+		c = chunk;
+		rc = bpf_map_lookup_batch(fd, in, tok_out, kb + cnt * ksz, vb + cnt * vsz, &c, &bo);
+		e = errno;
+		if (!rc || e == ENOENT)
+			cnt += c;
+		if (rc) {
+			if (e == ENOENT)
+				break;
+			if (e == ENOSPC && !c && chunk < (1U << 24)) {
+				chunk *= 2;     /* a hash bucket bigger than the buffer */
+				continue;
+			}
+			if (!in && !cnt && batch_unsupported(e)) {
+				free(kb);
+				free(vb);
+				return dump_walk(fd, ksz, vsz, keys, vals, n);
+			}
+			rc = -e;
+			goto fail;
+		}
+		if (cnt >= limit)
+			break;
+		memcpy(tok_in, tok_out, ksz);
+		in = tok_in;
+		chunk = BATCH_CHUNK;
+	}
+	*keys = kb;
+	*vals = vb;
+	*n = cnt;
+	return 0;
+fail:
+	free(kb);
+	free(vb);
+	return rc;
+}
+
+/*
+ * Write n entries (BPF_ANY) with BPF_MAP_UPDATE_BATCH in chunks, one update
+ * per key where the kernel has no batch update. cover(g, key) runs for
+ * every key of a chunk before the chunk is written (the summary invariant:
+ * covered before inserted). vsz 0: vals is one value for every key.
+ * *done: entries written; on error the one at *done failed.
+ */
+static int batch_update(struct rg_gate *g, int fd, const void *keys, size_t ksz,
+			const void *vals, size_t vsz, size_t n,
+			void (*cover)(struct rg_gate *, const void *), size_t *done)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+	const char *kp = keys, *vp = vals;
+	char *same = NULL;
+	bool per_key = false;
+	size_t i;
+	int rc = 0;
+
+	*done = 0;
+	if (!vsz && n) {
+		/* The kernel wants one value per key: repeat it. */
+		size_t m = n < BATCH_CHUNK ? n : BATCH_CHUNK, one = sizeof(__u32);
+
+		same = malloc(m * one);
+		if (!same)
+			return -ENOMEM;
+		for (i = 0; i < m; i++)
+			memcpy(same + i * one, vals, one);
+		vp = same;
+		vsz = one;
+	}
+	while (*done < n) {
+		__u32 c = n - *done < BATCH_CHUNK ? (__u32)(n - *done) : BATCH_CHUNK;
+		const char *v = same ? vp : vp + *done * vsz;
+
+		for (i = 0; cover && i < c; i++)
+			cover(g, kp + (*done + i) * ksz);
+		if (!per_key) {
+			__u32 got = c;
+
+			if (!bpf_map_update_batch(fd, kp + *done * ksz, v, &got, &bo)) {
+				*done += c;
+				continue;
+			}
+			rc = -errno;
+			if (!(got == 0 && *done == 0 && batch_unsupported(-rc))) {
+				*done += got < c ? got : c;
+				break;
+			}
+			per_key = true;         /* no batch update here */
+			rc = 0;
+		}
+		for (i = 0; i < c; i++, (*done)++) {
+			if (bpf_map_update_elem(fd, kp + *done * ksz, same ? v : v + i * vsz, BPF_ANY)) {
+				rc = -errno;
+				break;
+			}
+		}
+		if (rc)
+			break;
+	}
+	free(same);
+	return rc;
+}
+
+/*
+ * Delete n keys with BPF_MAP_DELETE_BATCH in chunks (per key where there is
+ * none). A key that is not there is passed over (gone[i] false); gone may
+ * be NULL. *done: keys handled; on error the one at *done failed.
+ */
+static int batch_delete(int fd, const void *keys, size_t ksz, size_t n, bool *gone, size_t *done)
+{
+	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+	const char *kp = keys;
+	bool per_key = false;
+	size_t i;
+
+	*done = 0;
+	while (*done < n) {
+		__u32 c = n - *done < BATCH_CHUNK ? (__u32)(n - *done) : BATCH_CHUNK, got = c;
+		int e;
+
+		if (!per_key) {
+			if (!bpf_map_delete_batch(fd, kp + *done * ksz, &got, &bo)) {
+				if (gone)
+					for (i = 0; i < c; i++)
+						gone[*done + i] = true;
+				*done += c;
+				continue;
+			}
+			e = errno;
+			if (got > c)
+				got = c;
+			if (gone)
+				for (i = 0; i < got; i++)
+					gone[*done + i] = true;
+			*done += got;
+			if (e == ENOENT) {
+				(*done)++;      /* not there: pass it over */
+				continue;
+			}
+			if (!(got == 0 && batch_unsupported(e)))
+				return -e;
+			per_key = true;
+		}
+		for (i = 0; i < c && *done < n; i++, (*done)++) {
+			if (!bpf_map_delete_elem(fd, kp + *done * ksz)) {
+				if (gone)
+					gone[*done] = true;
+			} else if (errno != ENOENT) {
+				return -errno;
+			}
+		}
+	}
+	return 0;
 }
 
 /* ------------------------------------------------------------ config */
@@ -642,6 +939,152 @@ int rg_ports_list(struct rg_gate *g, uint16_t *ports, size_t max)
 	return (int)(n < max ? n : max);
 }
 
+/* ------------------------------------------------- summary prefilter */
+
+static __u32 addr_top(const struct rg_addr *a)
+{
+	return (__u32)a->addr[0] << 24 | (__u32)a->addr[1] << 16 | (__u32)a->addr[2] << 8 | a->addr[3];
+}
+
+static void slot_set(__u8 *slot)
+{
+	if (!__atomic_load_n(slot, __ATOMIC_RELAXED))
+		__atomic_store_n(slot, 1, __ATOMIC_RELAXED);
+}
+
+/*
+ * Mark the summary slots that an entry keyed by a (a prefix of plen bits)
+ * can match. Every writer calls this BEFORE inserting into rg_trust4/6,
+ * rg_grants or rg_deny; the insert's syscall orders the stores before the
+ * entry becomes visible.
+ */
+static void summary_cover(struct rg_gate *g, const struct rg_addr *a, unsigned plen)
+{
+	struct rg_summary *s = g->sum;
+	__u32 top = addr_top(a), span, i;
+
+	if (!s)
+		return;
+	if (a->family == RG_AF_INET) {
+		if (plen >= 16) {
+			slot_set(&s->v4[rg_sum_slot4(top)]);
+			return;
+		}
+		span = 1U << (16 - plen);
+		top = plen ? top & ~((1U << (32 - plen)) - 1) : 0;
+		for (i = 0; i < span; i++)
+			slot_set(&s->v4[rg_sum_slot4(top) + i]);
+		return;
+	}
+	if (plen >= 32) {
+		slot_set(&s->v6[rg_sum_slot6(top)]);
+		return;
+	}
+	if (plen <= 16) {
+		/* the low 16 bits of top are free: every fold is reachable */
+		for (i = 0; i < RG_SUM_SLOTS; i++)
+			slot_set(&s->v6[i]);
+		return;
+	}
+	span = 1U << (32 - plen);
+	top &= ~(span - 1);
+	for (i = 0; i < span; i++)
+		slot_set(&s->v6[rg_sum_slot6(top + i)]);
+}
+
+/* Before inserting into rg_tiface or rg_deny: "look it up". */
+static void summary_unhint(struct rg_gate *g, __u32 bit)
+{
+	if (g->sum)
+		__atomic_fetch_and(&g->sum->hints, ~bit, __ATOMIC_SEQ_CST);
+}
+
+struct cover_ctx {
+	struct rg_gate *g;
+	unsigned plen4, plen6;
+};
+
+static int cover_trust(const struct rg_cidr *c, void *ctx)
+{
+	summary_cover(((struct cover_ctx *)ctx)->g, &c->addr, c->prefixlen);
+	return 0;
+}
+
+static void cover_key(struct cover_ctx *x, const struct rg_addr *k)
+{
+	summary_cover(x->g, k, k->family == RG_AF_INET ? x->plen4 : x->plen6);
+}
+
+static int cover_grant(const struct rg_addr *k, const struct rg_grant *v, void *ctx)
+{
+	(void)v;
+	cover_key(ctx, k);
+	return 0;
+}
+
+static int cover_deny(const struct rg_addr *k, const struct rg_deny *v, void *ctx)
+{
+	(void)v;
+	cover_key(ctx, k);
+	return 0;
+}
+
+static bool map_empty(int fd, size_t key_size)
+{
+	char k[sizeof(struct rg_lpm6) + sizeof(struct rg_addr)];
+
+	if (key_size > sizeof(k))
+		return false;
+	return bpf_map_get_next_key(fd, NULL, k) && errno == ENOENT;
+}
+
+int rg_summary_rebuild(struct rg_gate *g)
+{
+	struct cover_ctx x = { g, g->cfg.v4_prefix, g->cfg.v6_prefix };
+	__u32 hints = RG_SUM_ON;
+	int rc;
+
+	if (!g->sum)
+		return gfail(g, -ENODEV, "summary: not open");
+	if (g->lock_fd < 0)
+		return gfail(g, -ENOLCK, "summary: rebuild without the pin-dir lock");
+	/* Full lookups while the slots are being recomputed. */
+	__atomic_store_n(&g->sum->hints, 0, __ATOMIC_SEQ_CST);
+	memset(g->sum->v4, 0, sizeof(g->sum->v4));
+	memset(g->sum->v6, 0, sizeof(g->sum->v6));
+	if (map_empty(g->tiface_fd, sizeof(__u32)))
+		hints |= RG_SUM_NO_TIFACE;
+	if (map_empty(g->deny_fd, sizeof(struct rg_addr)))
+		hints |= RG_SUM_NO_DENY;
+	rc = rg_trust_foreach(g, cover_trust, &x);
+	if (!rc)
+		rc = rg_grant_foreach(g, cover_grant, &x);
+	if (!rc)
+		rc = rg_deny_foreach(g, cover_deny, &x);
+	if (rc)
+		return rc;      /* left off: full lookups, correct and slower */
+	__atomic_store_n(&g->sum->hints, hints, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+int rg_summary_info(struct rg_gate *g, struct rg_summary_info *out)
+{
+	__u32 h, i;
+
+	memset(out, 0, sizeof(*out));
+	if (!g->sum)
+		return gfail(g, -ENODEV, "summary: not open");
+	h = __atomic_load_n(&g->sum->hints, __ATOMIC_SEQ_CST);
+	out->on = h & RG_SUM_ON;
+	out->no_tiface = h & RG_SUM_NO_TIFACE;
+	out->no_deny = h & RG_SUM_NO_DENY;
+	for (i = 0; i < RG_SUM_SLOTS; i++) {
+		out->v4_slots += !!g->sum->v4[i];
+		out->v6_slots += !!g->sum->v6[i];
+	}
+	return 0;
+}
+
 /* ------------------------------------------------------ trusted subnets */
 
 struct lpm_key {
@@ -709,19 +1152,21 @@ static const char *cidr_text(const struct rg_cidr *c, char *buf, size_t len)
 	return rg_cidr_str(&c->addr, c->prefixlen, buf, len);
 }
 
-/* All keys of both tries. */
+/* All keys of both tries (batch lookups: see map_dump). */
 static int trust_collect(struct rg_gate *g, struct lpm_key **out, size_t *n)
 {
-	void *k4 = NULL, *k6 = NULL;
+	void *k4 = NULL, *k6 = NULL, *v4 = NULL, *v6 = NULL;
 	size_t n4 = 0, n6 = 0, i;
 	struct lpm_key *all;
 	int rc;
 
 	*out = NULL;
 	*n = 0;
-	rc = collect_keys(g->trust4_fd, &k4, &n4);
+	rc = map_dump(g->trust4_fd, sizeof(struct rg_lpm4), sizeof(__u32), &k4, &v4, &n4);
 	if (!rc)
-		rc = collect_keys(g->trust6_fd, &k6, &n6);
+		rc = map_dump(g->trust6_fd, sizeof(struct rg_lpm6), sizeof(__u32), &k6, &v6, &n6);
+	free(v4);
+	free(v6);
 	if (rc) {
 		free(k4);
 		return gfail(g, rc, "reading trusted subnets: %s", strerror(-rc));
@@ -745,14 +1190,33 @@ static int trust_collect(struct rg_gate *g, struct lpm_key **out, size_t *n)
 	return 0;
 }
 
+/* Order of trie keys for sorted sets: IPv4 first, then the key's bytes. */
+static int cmp_lpm_key(const void *a, const void *b)
+{
+	const struct lpm_key *x = a, *y = b;
+
+	if (x->v6 != y->v6)
+		return x->v6 ? 1 : -1;
+	return x->v6 ? memcmp(&x->k6, &y->k6, sizeof(x->k6)) : memcmp(&x->k4, &y->k4, sizeof(x->k4));
+}
+
+/* Sort a key list and drop repeats; returns the new count. */
+static size_t keys_sort_unique(struct lpm_key *k, size_t n)
+{
+	size_t i, j = 0;
+
+	qsort(k, n, sizeof(*k), cmp_lpm_key);
+	for (i = 0; i < n; i++)
+		if (!j || !key_eq(&k[j - 1], &k[i]))
+			k[j++] = k[i];
+	return j;
+}
+
+/* k in a list sorted by keys_sort_unique (a binary search: deleting many
+ * prefixes from a large set stays n log n). */
 static bool key_in(const struct lpm_key *k, const struct lpm_key *set, size_t n)
 {
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (key_eq(k, &set[i]))
-			return true;
-	return false;
+	return n && bsearch(k, set, n, sizeof(*set), cmp_lpm_key) != NULL;
 }
 
 static int trust_keys(struct rg_gate *g, const struct rg_cidr *c, size_t n,
@@ -774,43 +1238,209 @@ static int trust_keys(struct rg_gate *g, const struct rg_cidr *c, size_t n,
 	return 0;
 }
 
-static int trust_add_keys(struct rg_gate *g, const struct lpm_key *keys, size_t n)
+static void cover_lpm4(struct rg_gate *g, const void *key)
+{
+	const struct rg_lpm4 *k = key;
+	struct rg_addr a;
+
+	memset(&a, 0, sizeof(a));
+	a.family = RG_AF_INET;
+	memcpy(a.addr, k->addr, 4);
+	summary_cover(g, &a, k->prefixlen);
+}
+
+static void cover_lpm6(struct rg_gate *g, const void *key)
+{
+	const struct rg_lpm6 *k = key;
+	struct rg_addr a;
+
+	memset(&a, 0, sizeof(a));
+	a.family = RG_AF_INET6;
+	memcpy(a.addr, k->addr, 16);
+	summary_cover(g, &a, k->prefixlen);
+}
+
+/* One family's keys of a trust edit, laid out as its trie takes them. */
+struct trie_keys {
+	int fd;
+	bool v6;
+	size_t ksz, n, nmark;
+	char *k;                /* n keys of ksz bytes */
+	bool *mark;             /* per key: new (add) or removed (del) */
+};
+
+static void trie_keys_free(struct trie_keys t[2])
+{
+	int f;
+
+	for (f = 0; f < 2; f++) {
+		free(t[f].k);
+		free(t[f].mark);
+	}
+}
+
+/* Split keys sorted by keys_sort_unique into t[0] (IPv4) and t[1]
+ * (IPv6); with have (sorted), mark the keys that are not in it. */
+static int trie_split(struct rg_gate *g, const struct lpm_key *keys, size_t n,
+		      const struct lpm_key *have, size_t nhave, struct trie_keys t[2])
+{
+	size_t i, j[2] = { 0, 0 };
+	int f;
+
+	memset(t, 0, 2 * sizeof(*t));
+	t[0].fd = g->trust4_fd;
+	t[0].ksz = sizeof(struct rg_lpm4);
+	t[1].fd = g->trust6_fd;
+	t[1].v6 = true;
+	t[1].ksz = sizeof(struct rg_lpm6);
+	for (i = 0; i < n; i++)
+		t[keys[i].v6].n++;
+	for (f = 0; f < 2; f++) {
+		t[f].k = malloc(t[f].n * t[f].ksz + 1);
+		t[f].mark = calloc(t[f].n + 1, sizeof(bool));
+		if (!t[f].k || !t[f].mark) {
+			trie_keys_free(t);
+			return gfail(g, -ENOMEM, "trusted subnets: out of memory");
+		}
+	}
+	for (i = 0; i < n; i++) {
+		struct trie_keys *x = &t[keys[i].v6];
+
+		memcpy(x->k + j[keys[i].v6] * x->ksz, key_ptr(&keys[i]), x->ksz);
+		if (have && !key_in(&keys[i], have, nhave)) {
+			x->mark[j[keys[i].v6]] = true;
+			x->nmark++;
+		}
+		j[keys[i].v6]++;
+	}
+	return 0;
+}
+
+static const char *trie_key_text(const struct trie_keys *t, size_t i, char *buf, size_t len)
+{
+	struct lpm_key k;
+	struct rg_cidr c;
+
+	memset(&k, 0, sizeof(k));
+	k.v6 = t->v6;
+	memcpy(t->v6 ? (void *)&k.k6 : (void *)&k.k4, t->k + i * t->ksz, t->ksz);
+	key_to_cidr(&k, &c);
+	return cidr_text(&c, buf, len);
+}
+
+/* The marked keys among the first upto of t, packed, for an undo. */
+static char *trie_marked(const struct trie_keys *t, size_t upto, size_t *n)
+{
+	char *out = malloc(upto * t->ksz + 1);
+	size_t i;
+
+	*n = 0;
+	if (!out)
+		return NULL;
+	for (i = 0; i < upto && i < t->n; i++)
+		if (t->mark[i])
+			memcpy(out + (*n)++ * t->ksz, t->k + i * t->ksz, t->ksz);
+	return out;
+}
+
+/* Undo: delete (add undone) or put back (del undone) the marked keys
+ * among the first upto of t. Best effort: this is the error path. */
+static void trie_undo(struct rg_gate *g, const struct trie_keys *t, size_t upto, bool readd)
 {
 	__u32 one = 1;
-	bool *added;
-	size_t i, j;
-	int rc = 0;
+	size_t n, done;
+	char *k = trie_marked(t, upto, &n);
 
-	added = calloc(n + 1, sizeof(*added));
-	if (!added)
-		return gfail(g, -ENOMEM, "trusted subnets: out of memory");
-	for (i = 0; i < n; i++) {
-		if (!bpf_map_update_elem(key_fd(g, &keys[i]), key_ptr(&keys[i]), &one, BPF_NOEXIST)) {
-			added[i] = true;
+	if (!k)
+		return;
+	if (readd)
+		batch_update(g, t->fd, k, t->ksz, &one, 0, n, t->v6 ? cover_lpm6 : cover_lpm4, &done);
+	else
+		batch_delete(t->fd, k, t->ksz, n, NULL, &done);
+	free(k);
+}
+
+/* Keep only the marked (new) keys of t. The others are in the trie
+ * already; they are covered in the summary again all the same. */
+static void trie_keep_marked(struct rg_gate *g, struct trie_keys *t)
+{
+	size_t i, j = 0;
+
+	for (i = 0; i < t->n; i++) {
+		if (!t->mark[i]) {
+			(t->v6 ? cover_lpm6 : cover_lpm4)(g, t->k + i * t->ksz);
 			continue;
 		}
-		if (errno == EEXIST)
-			continue;       /* already trusted (or listed twice) */
-		rc = -errno;
-		{
-			struct rg_cidr c;
-			char buf[RG_ADDRSTRLEN];
+		if (i != j)
+			memcpy(t->k + j * t->ksz, t->k + i * t->ksz, t->ksz);
+		t->mark[j++] = true;
+	}
+	t->n = j;
+}
 
-			key_to_cidr(&keys[i], &c);
-			if (is_full(rc))
-				gfail(g, rc, "trusted subnet map full (max %ld): remove unused subnets",
-				      rg_map_max_entries(key_fd(g, &keys[i])));
-			else
-				gfail(g, rc, "adding trusted subnet %s: %s",
-				      cidr_text(&c, buf, sizeof(buf)), strerror(-rc));
+/*
+ * Add keys, all or nothing: read what the tries hold, refuse before any
+ * change when the new ones do not fit, write the new ones of each family
+ * with batch updates (every entry covered in the summary before its
+ * batch), and on a failure delete again the keys this call added.
+ */
+static int trust_add_keys(struct rg_gate *g, const struct lpm_key *keys, size_t n)
+{
+	struct lpm_key *u = NULL, *have = NULL;
+	struct trie_keys t[2];
+	size_t nu, nhave, held[2] = { 0, 0 }, done = 0, i;
+	char buf[RG_ADDRSTRLEN];
+	__u32 one = 1;
+	int rc, f;
+
+	if (!n)
+		return 0;
+	u = malloc(n * sizeof(*u));
+	if (!u)
+		return gfail(g, -ENOMEM, "trusted subnets: out of memory");
+	memcpy(u, keys, n * sizeof(*u));
+	nu = keys_sort_unique(u, n);
+	rc = trust_collect(g, &have, &nhave);
+	if (rc)
+		goto out_u;
+	nhave = keys_sort_unique(have, nhave);
+	for (i = 0; i < nhave; i++)
+		held[have[i].v6]++;
+	rc = trie_split(g, u, nu, have, nhave, t);
+	if (rc)
+		goto out_u;
+	for (f = 0; f < 2; f++) {
+		long max = rg_map_max_entries(t[f].fd);
+
+		if (max >= 0 && held[f] + t[f].nmark > (size_t)max) {
+			rc = gfail(g, -ENOSPC, "trusted subnet map full (max %ld): remove unused subnets", max);
+			goto out;
 		}
+	}
+	for (f = 0; f < 2; f++) {
+		trie_keep_marked(g, &t[f]);     /* write only what is new */
+		rc = batch_update(g, t[f].fd, t[f].k, t[f].ksz, &one, 0, t[f].n,
+				  f ? cover_lpm6 : cover_lpm4, &done);
+		if (!rc)
+			continue;
+		if (is_full(rc))
+			gfail(g, rc, "trusted subnet map full (max %ld): remove unused subnets",
+			      rg_map_max_entries(t[f].fd));
+		else
+			gfail(g, rc, "adding trusted subnet %s: %s",
+			      done < t[f].n ? trie_key_text(&t[f], done, buf, sizeof(buf)) : "?",
+			      strerror(-rc));
 		/* All or nothing: take back what this call added. */
-		for (j = 0; j < i; j++)
-			if (added[j])
-				bpf_map_delete_elem(key_fd(g, &keys[j]), key_ptr(&keys[j]));
+		trie_undo(g, &t[f], done, false);
+		if (f)
+			trie_undo(g, &t[0], t[0].n, false);
 		break;
 	}
-	free(added);
+out:
+	trie_keys_free(t);
+out_u:
+	free(have);
+	free(u);
 	return rc;
 }
 
@@ -830,19 +1460,20 @@ int rg_trust_add(struct rg_gate *g, const struct rg_cidr *c, size_t n)
 int rg_trust_del(struct rg_gate *g, const struct rg_cidr *c, size_t n)
 {
 	struct lpm_key *keys, *have = NULL;
-	bool *deleted = NULL;
-	size_t nhave, i, j;
-	__u32 one = 1;
-	int rc;
+	struct trie_keys t[2];
+	size_t nhave, nu, i, done = 0;
+	int rc, f;
 
 	rc = trust_keys(g, c, n, &keys);
 	if (rc)
 		return rc;
 	/* An LPM lookup matches covering prefixes too; check exact presence
-	 * against the key list before deleting anything. */
+	 * against the key list (sorted: a binary search per key) before
+	 * deleting anything. */
 	rc = trust_collect(g, &have, &nhave);
 	if (rc)
-		goto out;
+		goto out_keys;
+	nhave = keys_sort_unique(have, nhave);
 	for (i = 0; i < n; i++) {
 		if (!key_in(&keys[i], have, nhave)) {
 			struct rg_cidr cc;
@@ -850,29 +1481,26 @@ int rg_trust_del(struct rg_gate *g, const struct rg_cidr *c, size_t n)
 
 			key_to_cidr(&keys[i], &cc);
 			rc = gfail(g, -ENOENT, "%s: not a trusted subnet", cidr_text(&cc, buf, sizeof(buf)));
-			goto out;
+			goto out_keys;
 		}
 	}
-	deleted = calloc(n + 1, sizeof(*deleted));
-	if (!deleted) {
-		rc = gfail(g, -ENOMEM, "trusted subnets: out of memory");
-		goto out;
-	}
-	for (i = 0; i < n; i++) {
-		if (!bpf_map_delete_elem(key_fd(g, &keys[i]), key_ptr(&keys[i]))) {
-			deleted[i] = true;
+	nu = keys_sort_unique(keys, n);         /* listed twice: deleted once */
+	rc = trie_split(g, keys, nu, NULL, 0, t);
+	if (rc)
+		goto out_keys;
+	for (f = 0; f < 2; f++) {
+		rc = batch_delete(t[f].fd, t[f].k, t[f].ksz, t[f].n, t[f].mark, &done);
+		if (!rc)
 			continue;
-		}
-		if (errno == ENOENT)
-			continue;       /* listed twice */
-		rc = gfail(g, -errno, "removing a trusted subnet: %s", strerror(errno));
-		for (j = 0; j < i; j++)
-			if (deleted[j])
-				bpf_map_update_elem(key_fd(g, &keys[j]), key_ptr(&keys[j]), &one, BPF_ANY);
+		gfail(g, rc, "removing a trusted subnet: %s", strerror(-rc));
+		/* All or nothing: put back what this call removed. */
+		trie_undo(g, &t[f], done, true);
+		if (f)
+			trie_undo(g, &t[0], t[0].n, true);
 		break;
 	}
-out:
-	free(deleted);
+	trie_keys_free(t);
+out_keys:
 	free(have);
 	free(keys);
 	return rc;
@@ -881,7 +1509,7 @@ out:
 int rg_trust_replace(struct rg_gate *g, const struct rg_cidr *c, size_t n)
 {
 	struct lpm_key *keys, *have = NULL;
-	size_t nhave, i;
+	size_t nhave, nk, i;
 	int rc;
 
 	rc = trust_keys(g, c, n, &keys);
@@ -890,11 +1518,12 @@ int rg_trust_replace(struct rg_gate *g, const struct rg_cidr *c, size_t n)
 	rc = trust_add_keys(g, keys, n);
 	if (rc)
 		goto out;
+	nk = keys_sort_unique(keys, n);
 	rc = trust_collect(g, &have, &nhave);
 	if (rc)
 		goto out;
 	for (i = 0; i < nhave; i++) {
-		if (key_in(&have[i], keys, n))
+		if (key_in(&have[i], keys, nk))
 			continue;
 		if (bpf_map_delete_elem(key_fd(g, &have[i]), key_ptr(&have[i])) && errno != ENOENT) {
 			rc = gfail(g, -errno, "removing a stale trusted subnet: %s", strerror(errno));
@@ -942,6 +1571,8 @@ static int tiface_add_fd(struct rg_gate *g, const unsigned *ifindex, size_t n)
 	added = calloc(n + 1, sizeof(*added));
 	if (!added)
 		return gfail(g, -ENOMEM, "trusted interfaces: out of memory");
+	if (n)
+		summary_unhint(g, RG_SUM_NO_TIFACE);
 	for (i = 0; i < n; i++) {
 		__u32 k = ifindex[i];
 
@@ -1103,6 +1734,7 @@ static int grant_write(struct rg_gate *g, const struct rg_addr *key, const struc
 	char buf[RG_ADDRSTRLEN];
 	int rc;
 
+	summary_cover(g, key, key->family == RG_AF_INET ? g->cfg.v4_prefix : g->cfg.v6_prefix);
 	if (!bpf_map_update_elem(g->grants_fd, key, v, BPF_ANY))
 		return 0;
 	rc = -errno;
@@ -1238,22 +1870,331 @@ int rg_grant_foreach(struct rg_gate *g,
 		     void *ctx)
 {
 	struct rg_addr *keys;
-	struct rg_grant v;
+	struct rg_grant *v;
 	size_t n, i;
 	int rc;
 
-	rc = collect_keys(g->grants_fd, (void **)&keys, &n);
+	/* One batch lookup per 64k entries, not a syscall per key. */
+	rc = map_dump(g->grants_fd, sizeof(*keys), sizeof(*v), (void **)&keys, (void **)&v, &n);
 	if (rc)
 		return gfail(g, rc, "reading %s: %s", RG_MAP_GRANTS, strerror(-rc));
 	for (i = 0; i < n; i++) {
-		if (bpf_map_lookup_elem(g->grants_fd, &keys[i], &v))
-			continue;       /* gone meanwhile */
-		v.user[RG_USER_LEN - 1] = '\0';
-		if (cb(&keys[i], &v, ctx))
+		v[i].user[RG_USER_LEN - 1] = '\0';
+		if (cb(&keys[i], &v[i], ctx))
 			break;
 	}
 	free(keys);
+	free(v);
 	return 0;
+}
+
+/* ------------------------------------------------------------ bulk grants */
+
+/*
+ * An index over an array of rg_addr keys: open addressing, a slot holds the
+ * key's array index + 1 (0: empty). Keys are canonical (make_key, or as the
+ * kernel holds them), so comparing whole structs is equality.
+ */
+struct addr_index {
+	__u32 *slot;
+	size_t mask;
+	const struct rg_addr *keys;
+};
+
+static uint64_t addr_hash(const struct rg_addr *a)
+{
+	uint64_t w[3] = { 0, 0, 0 }, h;
+
+	memcpy(w, a, sizeof(*a));
+	h = w[0] * 0x9e3779b97f4a7c15ULL;
+	h = (h ^ (h >> 31) ^ w[1]) * 0xbf58476d1ce4e5b9ULL;
+	h = (h ^ (h >> 29) ^ w[2]) * 0x94d049bb133111ebULL;
+	return h ^ (h >> 32);
+}
+
+static int aidx_init(struct addr_index *x, const struct rg_addr *keys, size_t n)
+{
+	size_t cap = 16;
+
+	while (cap < n * 2)
+		cap *= 2;
+	x->slot = calloc(cap, sizeof(*x->slot));
+	x->mask = cap - 1;
+	x->keys = keys;
+	return x->slot ? 0 : -ENOMEM;
+}
+
+/* The slot of k: holding its index + 1, or 0 where it would go. */
+static __u32 *aidx_slot(const struct addr_index *x, const struct rg_addr *k)
+{
+	size_t i = addr_hash(k) & x->mask;
+
+	while (x->slot[i] && memcmp(&x->keys[x->slot[i] - 1], k, sizeof(*k)))
+		i = (i + 1) & x->mask;
+	return &x->slot[i];
+}
+
+static bool aidx_has(const struct addr_index *x, const struct rg_addr *k)
+{
+	return *aidx_slot(x, k) != 0;
+}
+
+/* Index all of keys[0..n). */
+static int aidx_build(struct addr_index *x, const struct rg_addr *keys, size_t n)
+{
+	size_t i;
+
+	if (aidx_init(x, keys, n))
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		__u32 *s = aidx_slot(x, &keys[i]);
+
+		if (!*s)
+			*s = (__u32)i + 1;
+	}
+	return 0;
+}
+
+static void bulk_cover_grant(struct rg_gate *g, const void *key)
+{
+	const struct rg_addr *k = key;
+
+	summary_cover(g, k, k->family == RG_AF_INET ? g->cfg.v4_prefix : g->cfg.v6_prefix);
+}
+
+/*
+ * How far short of max_entries an LRU map may already evict: each CPU
+ * keeps free nodes of its own (up to 128, kernel/bpf/bpf_lru_list.c, more
+ * after deletes), and an insert that finds the shared free list short
+ * evicts rather than borrow them. Within this of full, a bulk put checks
+ * afterwards that nothing was evicted.
+ */
+static size_t lru_slack(void)
+{
+	int ncpu = libbpf_num_possible_cpus();
+
+	return (size_t)(ncpu > 0 ? ncpu + 1 : 64) * 256 + 1024;
+}
+
+/* The grants map's entries, and an index over their keys. */
+struct grant_set {
+	struct rg_addr *k;
+	struct rg_grant *v;
+	size_t n;
+	struct addr_index x;
+};
+
+static void grant_set_free(struct grant_set *s)
+{
+	free(s->k);
+	free(s->v);
+	free(s->x.slot);
+	memset(s, 0, sizeof(*s));
+}
+
+static int grant_set_read(struct rg_gate *g, struct grant_set *s, bool index)
+{
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	rc = map_dump(g->grants_fd, sizeof(*s->k), sizeof(*s->v), (void **)&s->k, (void **)&s->v, &s->n);
+	if (!rc && index)
+		rc = aidx_build(&s->x, s->k, s->n);
+	if (rc)
+		grant_set_free(s);
+	return rc;
+}
+
+/*
+ * After writing uk[0..nu): are they all there, and every grant that was
+ * there before (ok, ov) and has not expired since? An LRU map evicts
+ * silently: this is how a map too full shows.
+ */
+static int grants_all_there(struct rg_gate *g, const struct rg_addr *uk, size_t nu,
+			    const struct grant_set *before)
+{
+	uint64_t soon = rg_now_ns() + 1000000000ULL;
+	struct grant_set now;
+	size_t i;
+	int rc;
+
+	rc = grant_set_read(g, &now, true);
+	if (rc)
+		return rc;
+	for (i = 0; i < nu && !rc; i++)
+		if (!aidx_has(&now.x, &uk[i]))
+			rc = -E2BIG;
+	for (i = 0; i < before->n && !rc; i++)
+		if (before->v[i].expires > soon && !aidx_has(&now.x, &before->k[i]))
+			rc = -E2BIG;
+	grant_set_free(&now);
+	return rc;
+}
+
+/*
+ * Undo a bulk put that wrote uk[0..upto): delete the keys it created
+ * (old[j] == 0), then put back, as they were, the grants it overwrote and
+ * any unexpired grant an eviction took. Best effort: the error path.
+ */
+static void grants_undo(struct rg_gate *g, const struct rg_addr *uk, const __u32 *old,
+			const struct addr_index *ux, size_t upto, const struct grant_set *before)
+{
+	struct rg_addr *k = malloc((upto + before->n + 1) * sizeof(*k));
+	struct rg_grant *v = malloc((before->n + 1) * sizeof(*v));
+	uint64_t now = rg_now_ns();
+	struct grant_set after;
+	size_t i, m = 0, done;
+	bool have_after;
+
+	if (!k || !v)
+		goto out;
+	for (i = 0; i < upto; i++)
+		if (!old[i])
+			k[m++] = uk[i];
+	batch_delete(g->grants_fd, k, sizeof(*k), m, NULL, &done);
+	have_after = !grant_set_read(g, &after, true);
+	m = 0;
+	for (i = 0; i < before->n; i++) {
+		__u32 j = *aidx_slot(ux, &before->k[i]);
+		bool ours = j && j - 1 < upto;
+		bool gone = have_after && before->v[i].expires > now && !aidx_has(&after.x, &before->k[i]);
+
+		if (ours || gone) {
+			k[m] = before->k[i];
+			v[m++] = before->v[i];
+		}
+	}
+	if (have_after)
+		grant_set_free(&after);
+	batch_update(g, g->grants_fd, k, sizeof(*k), v, sizeof(*v), m, bulk_cover_grant, &done);
+out:
+	free(k);
+	free(v);
+}
+
+int rg_grant_put_many(struct rg_gate *g, const struct rg_grant_req *r, size_t n,
+		      enum rg_origin origin, enum rg_service service,
+		      size_t *created, size_t *renewed)
+{
+	struct grant_set before = { 0 };
+	struct addr_index ux = { 0 };
+	struct rg_addr *uk = NULL;
+	struct rg_grant *uv = NULL;
+	__u32 *old = NULL;
+	bool *given = NULL;
+	size_t nu = 0, nnew = 0, done = 0, i;
+	uint64_t now = rg_now_ns();
+	long max;
+	int rc = 0;
+
+	if (created)
+		*created = 0;
+	if (renewed)
+		*renewed = 0;
+	if (!n)
+		return 0;
+	uk = malloc(n * sizeof(*uk));
+	uv = malloc(n * sizeof(*uv));
+	given = calloc(n, sizeof(*given));
+	if (!uk || !uv || !given || aidx_init(&ux, uk, n)) {
+		rc = gfail(g, -ENOMEM, "grants: out of memory");
+		goto out;
+	}
+	/* One entry per key, in order: the longest expiry, the last user. */
+	for (i = 0; i < n; i++) {
+		struct rg_addr key;
+		uint64_t exp;
+		__u32 *s, j;
+
+		if (!r[i].ttl_ns) {
+			rc = gfail(g, -EINVAL, "grant #%zu: TTL must be more than 0", i + 1);
+			goto out;
+		}
+		rc = make_key(g, &r[i].src, &key);
+		if (rc)
+			goto out;
+		exp = now + r[i].ttl_ns < now ? UINT64_MAX : now + r[i].ttl_ns;
+		s = aidx_slot(&ux, &key);
+		if (!*s) {
+			j = (__u32)nu++;
+			uk[j] = key;
+			*s = j + 1;
+			memset(&uv[j], 0, sizeof(uv[j]));
+			uv[j].granted = now;
+			uv[j].origin = origin;
+			uv[j].service = service;
+		} else {
+			j = *s - 1;
+		}
+		if (exp > uv[j].expires)
+			uv[j].expires = exp;
+		if (r[i].user && *r[i].user) {
+			set_user(uv[j].user, r[i].user);
+			given[j] = true;
+		}
+	}
+	/* The map as it is: never shorten; keep the user unless one is given. */
+	rc = grant_set_read(g, &before, false);
+	if (rc) {
+		gfail(g, rc, "reading %s: %s", RG_MAP_GRANTS, strerror(-rc));
+		goto out;
+	}
+	old = calloc(nu + 1, sizeof(*old));
+	if (!old) {
+		rc = gfail(g, -ENOMEM, "grants: out of memory");
+		goto out;
+	}
+	for (i = 0; i < before.n; i++) {
+		__u32 s = *aidx_slot(&ux, &before.k[i]), j;
+
+		if (!s)
+			continue;
+		j = s - 1;
+		old[j] = (__u32)i + 1;
+		if (before.v[i].expires > uv[j].expires)
+			uv[j].expires = before.v[i].expires;
+		if (!given[j]) {
+			memcpy(uv[j].user, before.v[i].user, RG_USER_LEN);
+			uv[j].user[RG_USER_LEN - 1] = '\0';
+		}
+	}
+	for (i = 0; i < nu; i++)
+		nnew += !old[i];
+	max = rg_map_max_entries(g->grants_fd);
+	if (max < 0) {
+		rc = gfail(g, (int)max, "reading %s: %s", RG_MAP_GRANTS, strerror((int)-max));
+		goto out;
+	}
+	if (before.n + nnew > (size_t)max) {
+		rc = gfail(g, -E2BIG, "grant map full (max %ld): raise [grants] max", max);
+		goto out;
+	}
+	rc = batch_update(g, g->grants_fd, uk, sizeof(*uk), uv, sizeof(*uv), nu, bulk_cover_grant, &done);
+	if (!rc && before.n + nnew + lru_slack() > (size_t)max)
+		rc = grants_all_there(g, uk, nu, &before);
+	if (rc) {
+		char buf[RG_ADDRSTRLEN];
+
+		grants_undo(g, uk, old, &ux, done < nu ? done + 1 : nu, &before);
+		if (is_full(rc))
+			gfail(g, rc, "grant map full (max %ld): raise [grants] max", max);
+		else
+			gfail(g, rc, "grant for %s: %s",
+			      key_text(g, &uk[done < nu ? done : 0], buf, sizeof(buf)), strerror(-rc));
+		goto out;
+	}
+	if (created)
+		*created = nnew;
+	if (renewed)
+		*renewed = nu - nnew;
+out:
+	grant_set_free(&before);
+	free(ux.slot);
+	free(old);
+	free(given);
+	free(uv);
+	free(uk);
+	return rc;
 }
 
 int rg_deny_put(struct rg_gate *g, const struct rg_addr *src, uint64_t ttl_ns,
@@ -1281,6 +2222,8 @@ int rg_deny_put(struct rg_gate *g, const struct rg_addr *src, uint64_t ttl_ns,
 	v.origin = origin;
 	if (failures)
 		v.failures = failures;
+	summary_cover(g, &key, key.family == RG_AF_INET ? g->cfg.v4_prefix : g->cfg.v6_prefix);
+	summary_unhint(g, RG_SUM_NO_DENY);
 	if (!bpf_map_update_elem(g->deny_fd, &key, &v, BPF_ANY))
 		return 0;
 	rc = -errno;
@@ -1299,20 +2242,18 @@ int rg_deny_foreach(struct rg_gate *g,
 		    void *ctx)
 {
 	struct rg_addr *keys;
-	struct rg_deny v;
+	struct rg_deny *v;
 	size_t n, i;
 	int rc;
 
-	rc = collect_keys(g->deny_fd, (void **)&keys, &n);
+	rc = map_dump(g->deny_fd, sizeof(*keys), sizeof(*v), (void **)&keys, (void **)&v, &n);
 	if (rc)
 		return gfail(g, rc, "reading %s: %s", RG_MAP_DENY, strerror(-rc));
-	for (i = 0; i < n; i++) {
-		if (bpf_map_lookup_elem(g->deny_fd, &keys[i], &v))
-			continue;
-		if (cb(&keys[i], &v, ctx))
+	for (i = 0; i < n; i++)
+		if (cb(&keys[i], &v[i], ctx))
 			break;
-	}
 	free(keys);
+	free(v);
 	return 0;
 }
 
@@ -1511,6 +2452,21 @@ static int undo_save_ports(struct gate_undo *u, int fd)
  * pinned, load (creating and pinning what is missing), and configure a
  * fresh set. Caller holds the pin dir lock.
  */
+static int summary_init(int fd, char *err, size_t errlen)
+{
+	struct rg_summary *s = calloc(1, sizeof(*s));
+	__u32 zero = 0;
+	int rc = 0;
+
+	if (!s)
+		return fail(err, errlen, -ENOMEM, "writing %s: out of memory", RG_MAP_SUMMARY);
+	s->hints = RG_SUM_ON | RG_SUM_NO_TIFACE | RG_SUM_NO_DENY;
+	if (bpf_map_update_elem(fd, &zero, s, BPF_ANY))
+		rc = fail(err, errlen, -errno, "writing %s: %s", RG_MAP_SUMMARY, strerror(errno));
+	free(s);
+	return rc;
+}
+
 static int gate_load(const char *pin_dir, const struct rg_load_opts *o, enum load_prog which,
 		     struct relaygate **out, struct gate_undo *undo, char *err, size_t errlen)
 {
@@ -1563,6 +2519,11 @@ static int gate_load(const char *pin_dir, const struct rg_load_opts *o, enum loa
 		__u32 zero = 0;
 
 		rc = config_valid(&c, err, errlen);
+		if (rc)
+			goto fail;
+		/* Fresh maps are empty: the prefilter is on with no slot set,
+		 * and both hints are true. */
+		rc = summary_init(bpf_map__fd(skel->maps.rg_summary), err, errlen);
 		if (rc)
 			goto fail;
 		/* Ports before the config: the config's ABI version marks the

@@ -30,8 +30,9 @@ enum rg_mode { RG_MODE_XDP, RG_MODE_XDP_GENERIC, RG_MODE_TC };
 struct rg_gate {
 	char pin_dir[PATH_MAX];
 	int config_fd, ports_fd, tiface_fd, trust4_fd, trust6_fd;
-	int grants_fd, deny_fd, flows_fd, stats_fd, events_fd;
+	int grants_fd, deny_fd, flows_fd, stats_fd, events_fd, summary_fd;
 	int lock_fd;                 /* pin dir, flock()ed by rg_gate_lock */
+	struct rg_summary *sum;      /* rg_summary, mmapped (NULL: not open) */
 	struct rg_config cfg;        /* as read at open */
 	char err[256];               /* last error, one line */
 };
@@ -130,6 +131,44 @@ int rg_grant_del_user(struct rg_gate *g, const char *user, unsigned *count);
 int rg_grant_foreach(struct rg_gate *g,
 		     int (*cb)(const struct rg_addr *, const struct rg_grant *, void *),
 		     void *ctx);
+
+/* One grant of a bulk load (rg_grant_put_many). */
+struct rg_grant_req {
+	struct rg_addr src;          /* masked to the key prefix there */
+	uint64_t ttl_ns;             /* > 0 */
+	const char *user;            /* NULL or "": keep the grant's user */
+};
+/*
+ * Put n grants, all or nothing, by rg_grant_put's rules: keys masked, an
+ * expiry extended and never shortened, the last user given wins (requests
+ * for one key merge in order). Reads the map once (batch lookups) and
+ * writes it with batch updates. The new keys not fitting: -E2BIG ("grant
+ * map full (max N): raise [grants] max") before any change. A failure
+ * while writing, or an LRU eviction that the writing caused, is undone:
+ * the keys created are deleted, the grants overwritten or evicted put
+ * back. *created, *renewed (may be NULL): keys new, keys that were there.
+ */
+int rg_grant_put_many(struct rg_gate *g, const struct rg_grant_req *r, size_t n,
+		      enum rg_origin origin, enum rg_service service,
+		      size_t *created, size_t *renewed);
+/*
+ * The summary (maps/relaygate.h): every insert here keeps it true by
+ * itself. A rebuild clears the slots of entries that are gone and sets the
+ * hints of empty maps. It needs the pin-dir lock (rg_gate_lock or
+ * rg_gate_trylock), and it is only correct in a process that no other
+ * thread of writes into the maps while it runs: relaygated runs it; the
+ * CLI never does (the daemon writes without the lock).
+ */
+struct rg_summary_info {
+	bool on, no_tiface, no_deny;
+	unsigned v4_slots, v6_slots;     /* slots set */
+};
+int rg_summary_rebuild(struct rg_gate *g);
+int rg_summary_info(struct rg_gate *g, struct rg_summary_info *out);
+/* Non-blocking rg_gate_lock: -EWOULDBLOCK when someone holds it. */
+int rg_gate_trylock(struct rg_gate *g);
+void rg_gate_unlock(struct rg_gate *g);
+
 /* Remove expired grants and denies; returns how many were removed. */
 int rg_sweep(struct rg_gate *g, uint64_t now_ns);
 

@@ -123,6 +123,11 @@ void rg_metric_u64(struct rg_mbuf *b, const char *name, uint64_t v)
 	rg_mbuf_printf(b, "%s %llu\n", name, (unsigned long long)v);
 }
 
+void rg_metric_f(struct rg_mbuf *b, const char *name, double v)
+{
+	rg_mbuf_printf(b, "%s %.6f\n", name, v);
+}
+
 void rg_metric_u64_l1(struct rg_mbuf *b, const char *name,
 		      const char *k, const char *v, uint64_t val)
 {
@@ -217,6 +222,18 @@ int rg_metrics_render_gate(struct rg_mbuf *b, struct rg_gate *g)
 		if (maxe[i])
 			rg_metric_u64_l1(b, "relaygate_map_max_entries", "map", maps[i].label,
 					 maxe[i]);
+	if (g->sum) {
+		struct rg_summary_info si;
+
+		rg_summary_info(g, &si);
+		rg_metric_family(b, "relaygate_summary_on", "gauge",
+				 "1 while the summary prefilter is on (0: every source is looked up).");
+		rg_metric_u64(b, "relaygate_summary_on", si.on);
+		rg_metric_family(b, "relaygate_summary_slots", "gauge",
+				 "Summary slots (of 65536 per family) that hold entries.");
+		rg_metric_u64_l1(b, "relaygate_summary_slots", "family", "ipv4", si.v4_slots);
+		rg_metric_u64_l1(b, "relaygate_summary_slots", "family", "ipv6", si.v6_slots);
+	}
 	return ret;
 }
 

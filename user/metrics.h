@@ -43,6 +43,7 @@ void rg_metric_family(struct rg_mbuf *b, const char *name, const char *type,
 /* "name value", "name{k="v"} value", "name{k1="v1",k2="v2"} value".
  * Label values are escaped (\\, \", \n); keys must be valid names. */
 void rg_metric_u64(struct rg_mbuf *b, const char *name, uint64_t v);
+void rg_metric_f(struct rg_mbuf *b, const char *name, double v);
 void rg_metric_u64_l1(struct rg_mbuf *b, const char *name,
 		      const char *k, const char *v, uint64_t val);
 void rg_metric_u64_l2(struct rg_mbuf *b, const char *name,
@@ -56,6 +57,7 @@ struct rg_gate;
  *   relaygate_rst_sent_total, relaygate_drop_events_lost_total
  *   relaygate_map_entries{map}, relaygate_map_max_entries{map}
  *     map: grants, deny, flows, trust4, trust6, tiface
+ *   relaygate_summary_on, relaygate_summary_slots{family}
  * Returns 0, or -errno when a map could not be read (what could be read is
  * rendered).
  */

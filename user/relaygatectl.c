@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <net/if.h>
 #include <bpf/bpf.h>
+#include "bulk.h"
 #include "cidr.h"
 #include "control.h"
 #include "duration.h"
@@ -307,64 +308,36 @@ static void opt_reset(void)
 
 /* ------------------------------------------------------ argument parsing */
 
+/* The checks are bulk.c's, shared with the --file line formats. */
 static int parse_cidr_arg(const char *s, struct rg_cidr *c)
 {
-	const char *why;
+	char err[512];
 
-	if (!rg_cidr_parse(s, &c->addr, &c->prefixlen, &why))
+	if (!rg_arg_cidr(s, &c->addr, &c->prefixlen, err, sizeof(err)))
 		return 0;
-	if (!strcmp(why, "host bits set below the prefix")) {
-		/* Suggest the network the admin probably meant. */
-		char buf[RG_ADDRSTRLEN + 8], net[RG_ADDRSTRLEN];
-		const char *slash = strchr(s, '/');
-		struct rg_addr a;
-		unsigned plen;
-
-		if (slash && (size_t)(slash - s) < sizeof(buf)) {
-			memcpy(buf, s, (size_t)(slash - s));
-			buf[slash - s] = '\0';
-			if (!rg_addr_parse(buf, &a, &why)) {
-				plen = (unsigned)atoi(slash + 1);
-				if (strchr(buf, ':') && a.family == RG_AF_INET)
-					plen -= 96;
-				rg_addr_mask(&a, plen);
-				failed("%s: host bits set below the prefix (did you mean %s?)", shown(s),
-				       rg_cidr_str(&a, plen, net, sizeof(net)));
-				return -1;
-			}
-		}
-		why = "host bits set below the prefix";
-	}
-	failed("%s: %s", shown(s), why);
+	failed("%s", err);
 	return -1;
 }
 
 static int parse_addr_arg(const char *s, struct rg_addr *a)
 {
-	const char *why;
+	char err[512];
 
-	if (!rg_addr_parse(s, a, &why))
+	if (!rg_arg_addr(s, a, err, sizeof(err)))
 		return 0;
-	if (strchr(s, '/'))
-		why = "give a single address, not a CIDR";
-	failed("%s: %s", shown(s), why);
+	failed("%s", err);
 	return -1;
 }
 
 /* A duration for --ttl and friends: > 0. */
 static int parse_ttl_arg(const char *what, const char *s, uint64_t *sec)
 {
-	const char *why;
+	char err[512];
 
-	if (rg_duration_parse(s, sec, &why)) {
-		failed("%s %s: %s", what, shown(s), why);
-		return -1;
-	}
-	if (!*sec) {
-		failed("%s %s: must be more than 0", what, shown(s));
-		return -1;
-	}
-	return 0;
+	if (!rg_arg_ttl(what, s, sec, err, sizeof(err)))
+		return 0;
+	failed("%s", err);
+	return -1;
 }
 
 /* "465,587" (and more such arguments): ports 1..65535, appended to ports[]. */
@@ -444,19 +417,12 @@ static int parse_iface_arg(const char *s, unsigned *ifindex)
 /* A user name as the maps keep it: 1..63 bytes, printable, no spaces. */
 static int parse_user_arg(const char *s)
 {
-	size_t i, l = strlen(s);
+	char err[512];
 
-	if (!l || l >= RG_USER_LEN) {
-		failed("user %s: must be 1..%d bytes", shown(s), RG_USER_LEN - 1);
-		return -1;
-	}
-	for (i = 0; i < l; i++) {
-		if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f) {
-			failed("user %s: spaces and control characters are not allowed", shown(s));
-			return -1;
-		}
-	}
-	return 0;
+	if (!rg_arg_user(s, err, sizeof(err)))
+		return 0;
+	failed("%s", err);
+	return -1;
 }
 
 /* ------------------------------------------------------------- the gate */
@@ -634,6 +600,7 @@ static int do_status(int argc, char **argv)
 	static uint16_t ports[65536];
 	struct rg_attachment att[MAX_ATT];
 	struct rg_counter ctr[RG_STAT_MAX];
+	struct rg_summary_info sum;
 	struct fill fill[8];
 	struct rg_gate g;
 	size_t nfill, i;
@@ -658,6 +625,10 @@ static int do_status(int argc, char **argv)
 		return failed("%s", g.err);
 	}
 	nfill = map_fill(&g, fill);
+	if (rg_summary_info(&g, &sum)) {
+		rg_gate_close(&g);
+		return failed("%s", g.err);
+	}
 
 	if (opt.json) {
 		printf("{\"pin_dir\":");
@@ -679,7 +650,11 @@ static int do_status(int argc, char **argv)
 		for (i = 0; i < nfill; i++)
 			printf("%s\"%s\":{\"entries\":%ld,\"max_entries\":%ld}", i ? "," : "",
 			       fill[i].name, fill[i].entries, fill[i].max);
-		printf("},\"counters\":{");
+		printf("},\"summary\":{\"on\":%s,\"ipv4_slots\":%u,\"ipv6_slots\":%u,"
+		       "\"tiface_empty\":%s,\"deny_empty\":%s}",
+		       sum.on ? "true" : "false", sum.v4_slots, sum.v6_slots,
+		       sum.no_tiface ? "true" : "false", sum.no_deny ? "true" : "false");
+		printf(",\"counters\":{");
 		for (i = 0; i < RG_STAT_MAX; i++)
 			printf("%s\"%s\":{\"packets\":%llu,\"bytes\":%llu}", i ? "," : "",
 			       rg_stat_name((unsigned)i), (unsigned long long)ctr[i].packets,
@@ -727,6 +702,13 @@ static int do_status(int argc, char **argv)
 		}
 		tbl_print(&t, "  ");
 		tbl_free(&t);
+		if (sum.on)
+			printf("summary:    on: %u of 65536 IPv4 /16 slots and %u of 65536 IPv6 slots hold entries%s%s\n",
+			       sum.v4_slots, sum.v6_slots,
+			       sum.no_tiface ? "; no trusted interface" : "",
+			       sum.no_deny ? "; no deny" : "");
+		else
+			printf("summary:    off (every source is looked up; relaygated rebuilds it)\n");
 		printf("counters:\n");
 		tbl_init(&t, 3);
 		tbl_row(&t, "REASON", "PACKETS", "BYTES");
@@ -746,39 +728,105 @@ static int do_status(int argc, char **argv)
 
 /* ----------------------------------------------------------------- trust */
 
+/* CIDRs read from a --file, one a line. */
+struct cidr_list {
+	struct rg_cidr *v;
+	size_t n, cap;
+};
+
+static int cidr_push(struct cidr_list *l, const struct rg_cidr *c)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 1024;
+		struct rg_cidr *v = realloc(l->v, cap * sizeof(*v));
+
+		if (!v)
+			return -1;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = *c;
+	return 0;
+}
+
+static int cidr_line(const char *line, void *ctx, char *err, size_t errlen)
+{
+	struct rg_cidr c;
+	int r;
+
+	memset(&c, 0, sizeof(c));
+	r = rg_cidr_line_parse(line, &c.addr, &c.prefixlen, err, errlen);
+	if (r <= 0)
+		return r;
+	if (cidr_push(ctx, &c)) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* "-" reads standard input; name it so in messages. */
+static const char *file_name(const char *path)
+{
+	return strcmp(path, "-") ? shown(path) : "standard input";
+}
+
 static int trust_edit(int argc, char **argv, bool add)
 {
-	struct rg_cidr *c;
+	static const struct option lo[] = {
+		{ "file", required_argument, NULL, 'f' },
+		{ 0 },
+	};
+	struct cidr_list l = { 0 };
+	const char *file = NULL;
 	struct rg_gate g;
-	int i, n, rc;
+	char err[600];
+	int i, n, c, rc;
 
 	opt_reset();
-	if (next_opt(argc, argv, NULL) != -1)
-		return EXIT_USAGE;
+	while ((c = next_opt(argc, argv, lo)) != -1) {
+		if (c == 'f')
+			file = optarg;
+		else
+			return EXIT_USAGE;
+	}
 	n = argc - optind;
-	if (n < 1)
-		return usage_err("missing CIDR");
-	c = calloc((size_t)n, sizeof(*c));
-	if (!c)
-		return failed("out of memory");
-	/* Every argument first: one bad CIDR changes nothing. */
-	for (i = 0; i < n; i++) {
-		if (parse_cidr_arg(argv[optind + i], &c[i])) {
-			free(c);
-			return EXIT_FAIL;
+	if (file && n)
+		return usage_err("give CIDRs or --file FILE, not both");
+	if (!file && n < 1)
+		return usage_err("missing CIDR (or --file FILE)");
+	/* Every CIDR first: one bad one changes nothing. */
+	if (file) {
+		if (rg_lines_read(file, cidr_line, &l, err, sizeof(err))) {
+			free(l.v);
+			return failed("%s", err);
 		}
+	} else {
+		l.v = calloc((size_t)n, sizeof(*l.v));
+		if (!l.v)
+			return failed("out of memory");
+		for (i = 0; i < n; i++) {
+			if (parse_cidr_arg(argv[optind + i], &l.v[i])) {
+				free(l.v);
+				return EXIT_FAIL;
+			}
+		}
+		l.n = (size_t)n;
 	}
 	if (open_gate(&g, true)) {
-		free(c);
+		free(l.v);
 		return EXIT_FAIL;
 	}
-	rc = add ? rg_trust_add(&g, c, (size_t)n) : rg_trust_del(&g, c, (size_t)n);
+	rc = add ? rg_trust_add(&g, l.v, l.n) : rg_trust_del(&g, l.v, l.n);
 	if (rc)
 		failed("%s", g.err);
+	else if (file)
+		done("%s %zu trusted subnet%s (%s)", add ? "added" : "removed", l.n,
+		     l.n == 1 ? "" : "s", file_name(file));
 	else
-		done("%s %d trusted subnet%s", add ? "added" : "removed", n, n == 1 ? "" : "s");
+		done("%s %zu trusted subnet%s", add ? "added" : "removed", l.n, l.n == 1 ? "" : "s");
 	rg_gate_close(&g);
-	free(c);
+	free(l.v);
 	return rc ? EXIT_FAIL : EXIT_OK;
 }
 
@@ -792,26 +840,9 @@ static int do_trust_del(int argc, char **argv)
 	return trust_edit(argc, argv, false);
 }
 
-struct cidr_list {
-	struct rg_cidr *v;
-	size_t n, cap;
-};
-
 static int collect_cidr(const struct rg_cidr *c, void *ctx)
 {
-	struct cidr_list *l = ctx;
-
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 32;
-		struct rg_cidr *v = realloc(l->v, cap * sizeof(*v));
-
-		if (!v)
-			return -1;
-		l->v = v;
-		l->cap = cap;
-	}
-	l->v[l->n++] = *c;
-	return 0;
+	return cidr_push(ctx, c);
 }
 
 static int cmp_cidr(const void *a, const void *b)
@@ -971,14 +1002,120 @@ static int do_tiface_list(int argc, char **argv)
 
 /* ----------------------------------------------------------------- grant */
 
+/* Grants read from a --file: one request a line. Users repeat from line
+ * to line, so each distinct run is kept once. */
+struct grant_file {
+	struct rg_grant_req *v;
+	size_t n, cap;
+	uint64_t ttl;                   /* default, seconds */
+	const char *user;               /* default, or NULL */
+	char **users;                   /* the user strings, to free */
+	size_t nusers, capusers;
+};
+
+static const char *grant_file_user(struct grant_file *f, const char *user)
+{
+	char *u;
+
+	if (!*user)
+		return f->user;
+	if (f->nusers && !strcmp(f->users[f->nusers - 1], user))
+		return f->users[f->nusers - 1];
+	if (f->nusers == f->capusers) {
+		size_t cap = f->capusers ? f->capusers * 2 : 16;
+		char **v = realloc(f->users, cap * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		f->users = v;
+		f->capusers = cap;
+	}
+	u = strdup(user);
+	if (!u)
+		return NULL;
+	f->users[f->nusers++] = u;
+	return u;
+}
+
+static int grant_line(const char *line, void *ctx, char *err, size_t errlen)
+{
+	struct grant_file *f = ctx;
+	struct rg_grant_line gl;
+	struct rg_grant_req *r;
+	int rc;
+
+	rc = rg_grant_line_parse(line, &gl, err, errlen);
+	if (rc <= 0)
+		return rc;
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? f->cap * 2 : 1024;
+		struct rg_grant_req *v = realloc(f->v, cap * sizeof(*v));
+
+		if (!v)
+			goto oom;
+		f->v = v;
+		f->cap = cap;
+	}
+	r = &f->v[f->n];
+	r->src = gl.addr;
+	r->ttl_ns = (gl.ttl_sec ? gl.ttl_sec : f->ttl) * NS_PER_SEC;
+	r->user = grant_file_user(f, gl.user);
+	if (gl.user[0] && !r->user)
+		goto oom;
+	f->n++;
+	return 0;
+oom:
+	snprintf(err, errlen, "out of memory");
+	return -1;
+}
+
+static void grant_file_free(struct grant_file *f)
+{
+	size_t i;
+
+	for (i = 0; i < f->nusers; i++)
+		free(f->users[i]);
+	free(f->users);
+	free(f->v);
+}
+
+/* grant add --file: every line checked, then all put at once or none. */
+static int grant_add_file(const char *file, uint64_t ttl, const char *user)
+{
+	struct grant_file f = { .ttl = ttl, .user = user };
+	size_t created = 0, renewed = 0;
+	struct rg_gate g;
+	char err[600];
+	int rc;
+
+	if (rg_lines_read(file, grant_line, &f, err, sizeof(err))) {
+		grant_file_free(&f);
+		return failed("%s", err);
+	}
+	if (open_gate(&g, true)) {
+		grant_file_free(&f);
+		return EXIT_FAIL;
+	}
+	rc = rg_grant_put_many(&g, f.v, f.n, RG_ORIGIN_CLI, RG_SERVICE_NONE, &created, &renewed);
+	if (rc)
+		failed("%s", g.err);
+	else
+		done("%zu grant%s (%s): %zu new, %zu renewed", f.n, f.n == 1 ? "" : "s",
+		     file_name(file), created, renewed);
+	rg_gate_close(&g);
+	grant_file_free(&f);
+	return rc ? EXIT_FAIL : EXIT_OK;
+}
+
 static int do_grant_add(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "ttl", required_argument, NULL, 't' },
 		{ "user", required_argument, NULL, 'u' },
+		{ "file", required_argument, NULL, 'f' },
 		{ 0 },
 	};
-	const char *ttl_s = NULL, *user = NULL;
+	const char *ttl_s = NULL, *user = NULL, *file = NULL;
 	uint64_t ttl = GRANT_TTL_DEFAULT;
 	struct rg_addr a, key;
 	struct rg_gate g;
@@ -992,17 +1129,23 @@ static int do_grant_add(int argc, char **argv)
 			ttl_s = optarg;
 		else if (c == 'u')
 			user = optarg;
+		else if (c == 'f')
+			file = optarg;
 		else
 			return EXIT_USAGE;
 	}
-	if (argc - optind != 1)
-		return usage_err("%s", argc - optind ? "give one address" : "missing ADDR");
-	if (parse_addr_arg(argv[optind], &a))
+	if (file && argc - optind)
+		return usage_err("give ADDR or --file FILE, not both");
+	if (!file && argc - optind != 1)
+		return usage_err("%s", argc - optind ? "give one address (or --file FILE)" : "missing ADDR (or --file FILE)");
+	if (!file && parse_addr_arg(argv[optind], &a))
 		return EXIT_FAIL;
 	if (ttl_s && parse_ttl_arg("TTL", ttl_s, &ttl))
 		return EXIT_FAIL;
 	if (user && parse_user_arg(user))
 		return EXIT_FAIL;
+	if (file)
+		return grant_add_file(file, ttl, user);
 	if (open_gate(&g, true))
 		return EXIT_FAIL;
 	rc = rg_grant_put(&g, &a, ttl * NS_PER_SEC, user, RG_ORIGIN_CLI, RG_SERVICE_NONE, &created);
@@ -1083,6 +1226,7 @@ struct map_row {
 struct map_rows {
 	struct map_row *v;
 	size_t n, cap;
+	bool oom;
 };
 
 static int rows_push(struct map_rows *l, const struct rg_addr *k, const void *v, size_t len)
@@ -1091,8 +1235,10 @@ static int rows_push(struct map_rows *l, const struct rg_addr *k, const void *v,
 		size_t cap = l->cap ? l->cap * 2 : 64;
 		struct map_row *nv = realloc(l->v, cap * sizeof(*nv));
 
-		if (!nv)
+		if (!nv) {
+			l->oom = true;
 			return -1;
+		}
 		l->v = nv;
 		l->cap = cap;
 	}
@@ -1126,28 +1272,47 @@ static const char *source_text(enum rg_origin o, enum rg_service s, char *buf, s
 	return buf;
 }
 
-static int do_grant_list(int argc, char **argv)
+/*
+ * The opening of grant list and deny list: no arguments; the gate opened
+ * and the rows of the grant map (deny false) or the deny map, read with
+ * batch lookups and sorted by address. EXIT_OK or the exit status.
+ */
+static int load_rows(int argc, char **argv, bool deny, struct rg_gate *g, struct map_rows *l)
 {
-	struct map_rows l = { 0 };
-	struct rg_gate g;
-	uint64_t now;
-	size_t i;
+	int rc;
 
+	memset(l, 0, sizeof(*l));
 	opt_reset();
 	if (next_opt(argc, argv, NULL) != -1)
 		return EXIT_USAGE;
 	if (argc - optind)
 		return usage_err("takes no arguments");
-	if (open_gate(&g, false))
+	if (open_gate(g, false))
 		return EXIT_FAIL;
-	if (rg_grant_foreach(&g, collect_grant, &l)) {
-		failed("%s", g.err);
-		rg_gate_close(&g);
-		free(l.v);
+	rc = deny ? rg_deny_foreach(g, collect_deny, l) : rg_grant_foreach(g, collect_grant, l);
+	if (rc || l->oom) {
+		failed("%s", rc ? g->err : "out of memory");
+		rg_gate_close(g);
+		free(l->v);
+		l->v = NULL;
 		return EXIT_FAIL;
 	}
+	qsort(l->v, l->n, sizeof(*l->v), cmp_row);
+	return EXIT_OK;
+}
+
+static int do_grant_list(int argc, char **argv)
+{
+	struct map_rows l;
+	struct rg_gate g;
+	uint64_t now;
+	size_t i;
+	int rc;
+
+	rc = load_rows(argc, argv, false, &g, &l);
+	if (rc)
+		return rc;
 	now = rg_now_ns();
-	qsort(l.v, l.n, sizeof(*l.v), cmp_row);
 	if (opt.json) {
 		putchar('[');
 		for (i = 0; i < l.n; i++) {
@@ -1261,26 +1426,16 @@ static int do_deny_del(int argc, char **argv)
 
 static int do_deny_list(int argc, char **argv)
 {
-	struct map_rows l = { 0 };
+	struct map_rows l;
 	struct rg_gate g;
 	uint64_t now;
 	size_t i;
+	int rc;
 
-	opt_reset();
-	if (next_opt(argc, argv, NULL) != -1)
-		return EXIT_USAGE;
-	if (argc - optind)
-		return usage_err("takes no arguments");
-	if (open_gate(&g, false))
-		return EXIT_FAIL;
-	if (rg_deny_foreach(&g, collect_deny, &l)) {
-		failed("%s", g.err);
-		rg_gate_close(&g);
-		free(l.v);
-		return EXIT_FAIL;
-	}
+	rc = load_rows(argc, argv, true, &g, &l);
+	if (rc)
+		return rc;
 	now = rg_now_ns();
-	qsort(l.v, l.n, sizeof(*l.v), cmp_row);
 	if (opt.json) {
 		putchar('[');
 		for (i = 0; i < l.n; i++) {
@@ -1679,13 +1834,13 @@ static const struct cmd cmds[] = {
 	{ "detach", NULL, do_detach, "detach IFACE" },
 	{ "status", NULL, do_status, "status" },
 	{ "purge", NULL, do_purge, "purge" },
-	{ "trust", "add", do_trust_add, "trust add CIDR..." },
-	{ "trust", "del", do_trust_del, "trust del CIDR..." },
+	{ "trust", "add", do_trust_add, "trust add CIDR... | --file FILE" },
+	{ "trust", "del", do_trust_del, "trust del CIDR... | --file FILE" },
 	{ "trust", "list", do_trust_list, "trust list" },
 	{ "trust-iface", "add", do_tiface_add, "trust-iface add IFACE..." },
 	{ "trust-iface", "del", do_tiface_del, "trust-iface del IFACE..." },
 	{ "trust-iface", "list", do_tiface_list, "trust-iface list" },
-	{ "grant", "add", do_grant_add, "grant add ADDR [--ttl 30m] [--user NAME]" },
+	{ "grant", "add", do_grant_add, "grant add ADDR | --file FILE [--ttl 30m] [--user NAME]" },
 	{ "grant", "del", do_grant_del, "grant del ADDR | --user NAME" },
 	{ "grant", "list", do_grant_list, "grant list" },
 	{ "deny", "add", do_deny_add, "deny add ADDR [--ttl 1h]" },
@@ -1721,6 +1876,9 @@ static void help(void)
 	       "  -h, --help      this text;  -V, --version  the version\n"
 	       "\n"
 	       "Durations: 90s, 30m, 2h, 1d, 1h30m or bare seconds.\n"
+	       "--file FILE (`-`: standard input) loads one entry a line, all or nothing;\n"
+	       "blank lines and # comments are skipped. grant add: ADDR [TTL|-] [USER]\n"
+	       "(--ttl and --user are the defaults); trust add/del: CIDR.\n"
 	       "`purge` removes the pinned maps once no interface is attached (needed when an\n"
 	       "upgrade changes the map layout).\n"
 	       "Exit status: 0 done, 1 failed (nothing changed), 2 usage.\n",

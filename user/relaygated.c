@@ -134,6 +134,7 @@ struct dstats {
 	uint64_t expired_grants, expired_denies;
 	uint64_t state_saves, state_save_errors;
 	uint64_t reloads, reload_errors;
+	uint64_t sum_rebuilds, sum_rebuild_errors, sum_rebuild_ns;
 	uint64_t evq_dropped;
 	bool policy_on;
 	struct rg_policy_stats policy;
@@ -187,6 +188,7 @@ struct daemon {
 	int ep, sfd, tfd;
 	unsigned quarters;      /* timer ticks since the last one-second round */
 	bool changed;           /* our own grant or deny since the last save */
+	uint64_t sum_at, sum_cost;   /* last summary rebuild: when, how long (ns) */
 	struct handler h_control, h_evq, h_policy, h_rb, h_sig, h_timer;
 	bool running;
 
@@ -1487,6 +1489,15 @@ static void render(struct rg_mbuf *b, void *ctx)
 			 "Grants and denies removed at their expiry.");
 	rg_metric_u64_l1(b, "relaygate_expired_total", "map", "grants", s.expired_grants);
 	rg_metric_u64_l1(b, "relaygate_expired_total", "map", "deny", s.expired_denies);
+	rg_metric_family(b, "relaygate_summary_rebuilds_total", "counter",
+			 "Rebuilds of the summary prefilter, by result.");
+	rg_metric_u64_l1(b, "relaygate_summary_rebuilds_total", "result", "ok",
+			 s.sum_rebuilds - s.sum_rebuild_errors);
+	rg_metric_u64_l1(b, "relaygate_summary_rebuilds_total", "result", "error",
+			 s.sum_rebuild_errors);
+	rg_metric_family(b, "relaygate_summary_rebuild_seconds", "gauge",
+			 "How long the last summary rebuild took.");
+	rg_metric_f(b, "relaygate_summary_rebuild_seconds", s.sum_rebuild_ns / 1e9);
 	rg_metric_family(b, "relaygate_state_saves_total", "counter",
 			 "State file writes, by result.");
 	rg_metric_u64_l1(b, "relaygate_state_saves_total", "result", "ok", s.state_saves);
@@ -1888,6 +1899,46 @@ fail_cfg:
 	d->st.reload_errors++;
 }
 
+/* ------------------------------------------------------------ summary */
+
+/*
+ * Rebuild the summary (maps/relaygate.h) so that slots of grants and denies
+ * that are gone clear, and the empty-map hints come back: every
+ * RG_SUM_EVERY_SEC, or at once (force) after start and reload; never more
+ * than 1/RG_SUM_SHARE of the time (a rebuild walks every map). Only this
+ * process may: it is the one writer that does not take the pin-dir lock,
+ * and it does not write while rebuilding. A CLI holding the lock just
+ * puts the rebuild off to a later round.
+ */
+#define RG_SUM_EVERY_SEC 10
+#define RG_SUM_SHARE     50
+
+static void summary_round(struct daemon *d, bool force)
+{
+	uint64_t now = rg_now_ns(), took;
+	int r;
+
+	if (!d->gate_open)
+		return;
+	if (!force && (now - d->sum_at < RG_SUM_EVERY_SEC * 1000000000ULL ||
+		       now - d->sum_at < RG_SUM_SHARE * d->sum_cost))
+		return;
+	if (rg_gate_trylock(&d->gate))
+		return;
+	r = rg_summary_rebuild(&d->gate);
+	rg_gate_unlock(&d->gate);
+	took = rg_now_ns() - now;
+	d->sum_at = now;
+	d->sum_cost = took;
+	d->st.sum_rebuilds++;
+	d->st.sum_rebuild_ns = took;
+	if (r)
+		d->st.sum_rebuild_errors++;
+	if (r && rl_take(&d->reject_rl))
+		rg_warn("summary rebuild: %s (the gate looks up every source until the next one)",
+			d->gate.err);
+}
+
 /* ------------------------------------------------------------ loop */
 
 #define RG_TICKS_PER_SEC 4
@@ -1917,6 +1968,7 @@ static void tick(struct daemon *d)
 	d->changed = false;
 	rg_grants_sweep(d->grants, rg_now_ns());
 	walk_maps(d, false);
+	summary_round(d, false);
 	for (i = 0; i < d->nsrc; i++)
 		source_process(d->src[i]);
 	if (d->cfg.trust.n_ifaces && apply_tiface(d, &d->cfg, true) && rl_take(&d->reject_rl))
@@ -1940,6 +1992,7 @@ static void on_signal(struct daemon *d)
 		switch (si.ssi_signo) {
 		case SIGHUP:
 			reload(d);
+			summary_round(d, true);
 			snapshot(d);
 			break;
 		case SIGTERM:
@@ -2162,6 +2215,7 @@ static int start(struct daemon *d, struct rg_config_file *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	restore_state(d);
 	walk_maps(d, true);
+	summary_round(d, true);
 
 	d->rb = ring_buffer__new(d->gate.events_fd, on_drop, d, NULL);
 	if (!d->rb)

@@ -341,6 +341,10 @@ check "... source lag" grep -qE '^relaygate_source_lag_bytes\{source="applog"\} 
 check "... grants issued" grep -qE '^relaygate_grants_issued_total [3-9]' <<<"$m"
 check "... control socket requests" grep -qE '^relaygate_control_' <<<"$m"
 check "... map fill" grep -qE '^relaygate_map_entries\{map="grants"\} [1-9]' <<<"$m"
+check "... the summary: on, its slots, its rebuilds" bash -c 'grep -qx "relaygate_summary_on 1" <<<"$1" &&
+	grep -qE "^relaygate_summary_slots\{family=\"ipv4\"\} [1-9]" <<<"$1" &&
+	grep -qE "^relaygate_summary_rebuilds_total\{result=\"ok\"\} [1-9]" <<<"$1" &&
+	grep -qE "^relaygate_summary_rebuild_seconds [0-9.]+$" <<<"$1"' _ "$m"
 check "... push source requests" grep -qE '^relaygate_authpolicy_requests_total\{source="push",result="login"\} 1$' <<<"$m"
 check "... policy answers (counted each second)" lab_poll 2 eval "metrics | grep -qE '^relaygate_policy_requests_total\{answer=\"ok\"\} [2-9]'"
 check_eq "... in valid exposition format (each family's HELP once)" "" \
@@ -441,6 +445,28 @@ check_eq "... the trusted subnets are unchanged" "$before" "$(trust_list)"
 lab_try "$LAB_CLIENT" "$LAB_MAIL4" 587 4 "$LAB_OFFICE4"
 check_eq "... the trusted client still connects" open "$LAB_RESULT"
 put_conf "$CONF"
+
+# --- the summary: relaygated rebuilds it -----------------------------------
+
+summary() { ctl --json status | jq -r ".summary.$1"; }
+check_eq "the summary is on" true "$(summary on)"
+s0=$(summary ipv4_slots)
+ctl grant add 198.19.77.1 --ttl 10m >/dev/null
+check_eq "a grant in a new /16 marks one more slot" $((s0 + 1)) "$(summary ipv4_slots)"
+ctl grant del 198.19.77.1 >/dev/null
+check_eq "... which stays marked after the grant is deleted" $((s0 + 1)) "$(summary ipv4_slots)"
+hup
+lab_poll 2 eval '[ "$(summary ipv4_slots)" = "$s0" ]'
+check_eq "SIGHUP rebuilds the summary: the slot is clear again" "$s0" "$(summary ipv4_slots)"
+check_eq "... the deny hint is still clear (a deny is listed)" false "$(summary deny_empty)"
+check_eq "... the summary is on" true "$(summary on)"
+ctl grant add 198.19.77.1 --ttl 1 >/dev/null
+if lab_poll 15 eval '[ "$(summary ipv4_slots)" = "$s0" ]'; then
+	ok "an expired grant's slot clears within the rebuild period (10 s)"
+else
+	not_ok "an expired grant's slot clears within the rebuild period (10 s)"
+	diag "ipv4_slots $(summary ipv4_slots), want $s0"
+fi
 
 # --- SIGTERM leaves the gate attached and the grants pinned -----------------
 

@@ -28,6 +28,7 @@
 #include <linux/pkt_cls.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sys/mman.h>
 
 #include "relaygate.h"
 #include "relaygate.skel.h"
@@ -49,6 +50,12 @@ struct harness {
 	int grants_fd, deny_fd, flows_fd, stats_fd, evrate_fd;
 	int ncpus;
 	uint8_t ports_on[65536 / 8];  /* ports this harness set to 1 */
+	/* rg_summary, mmapped. With summary set, h_reset turns the prefilter
+	 * and both empty-map hints on, and every insert below keeps them
+	 * true as relaygate's userspace must; clear, it stays all zero. */
+	struct rg_summary *sum;
+	size_t sum_len;
+	bool summary;
 };
 
 struct h_result {
@@ -161,11 +168,56 @@ static inline int h_open(struct harness *h)
 	    h->trust6_fd < 0 || h->grants_fd < 0 || h->deny_fd < 0 ||
 	    h->flows_fd < 0 || h->stats_fd < 0)
 		return -ENOENT;
+	h->sum_len = (sizeof(struct rg_summary) + 4095) & ~(size_t)4095;
+	h->sum = mmap(NULL, h->sum_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		      bpf_map__fd(h->skel->maps.rg_summary), 0);
+	if (h->sum == MAP_FAILED) {
+		h->sum = NULL;
+		printf("# harness: mmap %s: %s\n", RG_MAP_SUMMARY, strerror(errno));
+		return -errno;
+	}
 	return 0;
+}
+
+/*
+ * The summary slots an entry covers, computed the plain way (a reference
+ * for user/gatemaps.c, not a copy): an IPv4 slot is a /16 block, set when
+ * the prefix and the block overlap; an IPv6 prefix of /32 or longer sets
+ * its one fold, a shorter one every IPv6 slot.
+ */
+static inline void h_cover(struct harness *h, int family, const uint8_t *addr, unsigned plen)
+{
+	uint32_t top = (uint32_t)addr[0] << 24 | (uint32_t)addr[1] << 16 |
+		       (uint32_t)addr[2] << 8 | addr[3];
+	unsigned s;
+
+	if (!h->summary || !h->sum)
+		return;
+	if (family == RG_AF_INET) {
+		for (s = 0; s < RG_SUM_SLOTS; s++)
+			if (plen >= 16 ? s == top >> 16 :
+			    !plen || s >> (16 - plen) == top >> (32 - plen))
+				h->sum->v4[s] = 1;
+		return;
+	}
+	if (plen >= 32) {
+		h->sum->v6[(top ^ (top >> 16)) & 0xffff] = 1;
+		return;
+	}
+	memset(h->sum->v6, 1, sizeof(h->sum->v6));
+}
+
+static inline void h_unhint(struct harness *h, uint32_t bit)
+{
+	if (h->sum)
+		__atomic_fetch_and(&h->sum->hints, ~bit, __ATOMIC_SEQ_CST);
 }
 
 static inline void h_close(struct harness *h)
 {
+	if (h->sum)
+		munmap(h->sum, h->sum_len);
+	h->sum = NULL;
 	relaygate__destroy(h->skel);
 	h->skel = NULL;
 }
@@ -292,6 +344,13 @@ static inline int h_reset(struct harness *h)
 	err = err ?: h_clear(h->deny_fd);
 	err = err ?: h_clear(h->flows_fd);
 	err = err ?: h_clear(h->evrate_fd);
+	if (h->sum) {
+		h->sum->hints = 0;
+		memset(h->sum->v4, 0, sizeof(h->sum->v4));
+		memset(h->sum->v6, 0, sizeof(h->sum->v6));
+		if (h->summary)
+			h->sum->hints = RG_SUM_ON | RG_SUM_NO_TIFACE | RG_SUM_NO_DENY;
+	}
 	return err;
 }
 
@@ -299,6 +358,7 @@ static inline int h_tiface(struct harness *h, uint32_t ifindex)
 {
 	uint32_t v = 1;
 
+	h_unhint(h, RG_SUM_NO_TIFACE);
 	return h_update(h->tiface_fd, &ifindex, &v, RG_MAP_TIFACE);
 }
 
@@ -334,6 +394,7 @@ static inline int h_trust_raw(struct harness *h, int family, const uint8_t *addr
 {
 	uint32_t v = 1;
 
+	h_cover(h, family, addr, plen);
 	if (family == RG_AF_INET) {
 		struct rg_lpm4 k = { .prefixlen = plen };
 
@@ -377,6 +438,7 @@ static inline int h_grant_key(struct harness *h, const struct rg_addr *key, uint
 	};
 
 	snprintf(g.user, sizeof(g.user), "test");
+	h_cover(h, key->family, key->addr, key->family == RG_AF_INET ? 16 : 32);
 	return h_update(h->grants_fd, key, &g, RG_MAP_GRANTS);
 }
 
@@ -397,6 +459,8 @@ static inline int h_deny_key(struct harness *h, const struct rg_addr *key, uint6
 		.origin = RG_ORIGIN_CLI,
 	};
 
+	h_cover(h, key->family, key->addr, key->family == RG_AF_INET ? 16 : 32);
+	h_unhint(h, RG_SUM_NO_DENY);
 	return h_update(h->deny_fd, key, &d, RG_MAP_DENY);
 }
 

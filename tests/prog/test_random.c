@@ -1437,13 +1437,14 @@ int main(void)
 		unsigned share;              /* percent of the frames */
 		uint32_t flags;
 		unsigned p4, p6;
-		bool unconfigured, tiface;
+		bool unconfigured, tiface, summary;
 	} phases[] = {
-		{ "drop, prefixes /32 /64", 40, 0, 32, 64, false, false },
-		{ "rst, prefixes /24 /56", 40, RG_CFG_REJECT_RST, 24, 56, false, false },
-		{ "rst, prefixes /30 /128", 10, RG_CFG_REJECT_RST, 30, 128, false, false },
-		{ "unconfigured rg_config (defaults)", 5, 0, 0, 0, true, false },
-		{ "lo is a trusted interface", 5, RG_CFG_REJECT_RST, 32, 64, false, true },
+		{ "drop, prefixes /32 /64, summary on", 30, 0, 32, 64, false, false, true },
+		{ "rst, prefixes /24 /56", 25, RG_CFG_REJECT_RST, 24, 56, false, false, false },
+		{ "rst, prefixes /24 /56, summary on", 25, RG_CFG_REJECT_RST, 24, 56, false, false, true },
+		{ "rst, prefixes /30 /128", 10, RG_CFG_REJECT_RST, 30, 128, false, false, false },
+		{ "unconfigured rg_config (defaults)", 5, 0, 0, 0, true, false, false },
+		{ "lo is a trusted interface, summary on", 5, RG_CFG_REJECT_RST, 32, 64, false, true, true },
 	};
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1484,6 +1485,7 @@ int main(void)
 		uint64_t n = ph + 1 == sizeof(phases) / sizeof(phases[0]) ? count - done :
 			     count * phases[ph].share / 100;
 
+		h.summary = phases[ph].summary;
 		err = world_init(&w, phases[ph].flags, phases[ph].p4, phases[ph].p6,
 				 phases[ph].unconfigured, phases[ph].tiface);
 		if (!err)
@@ -1517,6 +1519,7 @@ int main(void)
 	tap(!err && !t.modified, "passed frames left unmodified (%" PRIu64 " modified)",
 	    t.modified);
 
+	h.summary = false;
 	lpm_test(&h, RG_AF_INET, 3000, 16000);
 	lpm_test(&h, RG_AF_INET6, 3000, 16000);
 

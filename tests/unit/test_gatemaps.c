@@ -34,20 +34,8 @@
 #include "cidr.h"
 #include "gatemaps.h"
 #include "log.h"
+#include "gatefix.h"
 
-#define SEC_NS 1000000000ULL
-
-static char pin_dir[128];
-
-static struct rg_addr addr(const char *s)
-{
-	struct rg_addr a;
-	const char *why = NULL;
-
-	if (rg_addr_parse(s, &a, &why))
-		fail_msg("test bug: '%s': %s", s, why);
-	return a;
-}
 
 static struct rg_cidr cidr(const char *s)
 {
@@ -59,61 +47,13 @@ static struct rg_cidr cidr(const char *s)
 	return c;
 }
 
-static bool is_root(void)
-{
-	return geteuid() == 0;
-}
-
 /* Each test gets a fresh set of maps. */
 static int setup(void **state)
 {
-	struct rg_load_opts o = { .grants_max = 1024 };
-	struct rg_gate *g;
-	char err[512];
-	int rc;
-
-	if (!is_root())
-		return 0;
-	VALGRIND_DISABLE_ERROR_REPORTING;
-	rc = rg_gate_create(pin_dir, &o, err, sizeof(err));
-	if (rc) {
-		fprintf(stderr, "# rg_gate_create: %s\n", err);
-		return -1;
-	}
-	g = calloc(1, sizeof(*g));
-	if (!g || rg_gate_open(g, pin_dir)) {
-		fprintf(stderr, "# rg_gate_open: %s\n", g ? g->err : "ENOMEM");
-		free(g);
-		return -1;
-	}
-	*state = g;
-	return 0;
+	return gatefix_setup(state, 1024);
 }
 
-static int teardown(void **state)
-{
-	struct rg_gate *g = *state;
-	char err[512];
-
-	if (!is_root())
-		return 0;
-	if (g) {
-		rg_gate_close(g);
-		free(g);
-	}
-	if (rg_gate_purge(pin_dir, err, sizeof(err))) {
-		fprintf(stderr, "# purge: %s\n", err);
-		return -1;
-	}
-	VALGRIND_ENABLE_ERROR_REPORTING;
-	return 0;
-}
-
-#define NEED_ROOT()                     \
-	do {                            \
-		if (!is_root())         \
-			skip();         \
-	} while (0)
+#define teardown gatefix_teardown
 
 /* ------------------------------------------------------------- create */
 
@@ -733,14 +673,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ports, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
 	};
-	struct statfs sf;
-
-	rg_log_init("test_gatemaps", false, RG_LOG_ERR);
-	rg_log_libbpf(false);
-	snprintf(pin_dir, sizeof(pin_dir), "/sys/fs/bpf/rgtest-%d-gatemaps", (int)getpid());
-	if (is_root() && (statfs("/sys/fs/bpf", &sf) || (unsigned long)sf.f_type != BPF_FS_MAGIC))
-		mount("bpf", "/sys/fs/bpf", "bpf", 0, NULL);
-	if (RUNNING_ON_VALGRIND)
-		printf("# valgrind: error reporting paused during map tests (libbpf 1.1 false positives)\n");
+	gatefix_init("gatemaps");
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
