@@ -590,8 +590,9 @@ static __always_inline __u32 rg_rst6(void *data, void *data_end, __u32 l2len, co
 }
 
 /*
- * The common cases first, in a straight line: a plain IPv4 TCP packet (no
- * VLAN tag, no IP options, not a fragment, a whole TCP header)
+ * The common cases first, in a straight line: a plain IPv4 or IPv6 TCP
+ * packet (no VLAN tag, no IPv4 options, no IPv6 extension header, not a
+ * fragment, not IPv4-mapped, a whole TCP header)
  *  - to an unprotected port passes (RG_FAST_PASS): the rest of the host
  *    pays one array lookup for the gate;
  *  - a SYN to a protected port, while the summary is on, no interface is
@@ -606,22 +607,35 @@ static __always_inline __u32 rg_rst6(void *data, void *data_end, __u32 l2len, co
 #define RG_FAST_DROP 1
 #define RG_FAST_PASS 2
 
-static __always_inline int rg_fast4(void *ctx, void *data, void *data_end, __u64 pkt_len,
-				    const int tc)
+static __always_inline int rg_fast(void *ctx, void *data, void *data_end, __u64 pkt_len,
+				   const int tc)
 {
 	struct ethhdr *eth = data;
 	struct iphdr *iph = data + sizeof(*eth);
-	struct tcphdr *th = (void *)(iph + 1);
+	struct ipv6hdr *ip6h = data + sizeof(*eth);
 	struct rg_summary *sum;
 	struct rg_config *cfg;
+	struct tcphdr *th;
 	__u32 zero = 0, port, top;
 	__u32 *prot;
+	__u8 slot;
 
-	if ((void *)(th + 1) > data_end)
+	if ((void *)(eth + 1) > data_end)
 		return 0;
-	if (eth->h_proto != bpf_htons(ETH_P_IP) || *(__u8 *)iph != 0x45 ||
-	    (iph->frag_off & bpf_htons(RG_IP_MF | RG_IP_OFFSET)) || iph->protocol != IPPROTO_TCP)
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		th = (void *)(iph + 1);
+		if ((void *)(th + 1) > data_end || *(__u8 *)iph != 0x45 ||
+		    (iph->frag_off & bpf_htons(RG_IP_MF | RG_IP_OFFSET)) ||
+		    iph->protocol != IPPROTO_TCP)
+			return 0;
+	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		th = (void *)(ip6h + 1);
+		if ((void *)(th + 1) > data_end || ip6h->version != 6 ||
+		    ip6h->nexthdr != IPPROTO_TCP || rg_v4mapped(ip6h->saddr.in6_u.u6_addr32))
+			return 0;
+	} else {
 		return 0;
+	}
 	port = bpf_ntohs(th->dest);
 	prot = bpf_map_lookup_elem(&rg_ports, &port);
 	if (!prot)
@@ -642,8 +656,14 @@ static __always_inline int rg_fast4(void *ctx, void *data, void *data_end, __u64
 	if ((*(volatile __u32 *)&sum->hints & (RG_SUM_ON | RG_SUM_NO_TIFACE)) !=
 	    (RG_SUM_ON | RG_SUM_NO_TIFACE))
 		return 0;
-	top = bpf_ntohl(iph->saddr);
-	if (sum->v4[rg_sum_slot4(top) & (RG_SUM_SLOTS - 1)])
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		top = bpf_ntohl(iph->saddr);
+		slot = sum->v4[rg_sum_slot4(top) & (RG_SUM_SLOTS - 1)];
+	} else {
+		top = bpf_ntohl(ip6h->saddr.in6_u.u6_addr32[0]);
+		slot = sum->v6[rg_sum_slot6(top)];
+	}
+	if (slot)
 		return 0;
 
 	rg_count(RG_STAT_DROP_UNAUTH, pkt_len);
@@ -653,8 +673,12 @@ static __always_inline int rg_fast4(void *ctx, void *data, void *data_end, __u64
 				     ((struct xdp_md *)ctx)->ingress_ifindex;
 		struct rg_facts f RG_ALIGNED = { .ifindex = ifindex, .pkt_len = pkt_len };
 
-		f.src.family = RG_AF_INET;
-		*rg_words(f.src.addr) = iph->saddr;
+		if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+			f.src.family = RG_AF_INET;
+			*rg_words(f.src.addr) = iph->saddr;
+		} else {
+			f.src.family = rg_addr6(rg_words(f.src.addr), &ip6h->saddr);
+		}
 		f.sport = bpf_ntohs(th->source);
 		f.dport = (__u16)port;
 		f.syn = 1;

@@ -596,10 +596,15 @@ static void rand_src(struct src *s, bool v6)
 {
 	static const uint8_t n4[4] = { 100, 64, 0, 0 };        /* 100.64.0.0/10 */
 	uint8_t n6[16] = { 0x20, 0x01, 0x0d, 0xb8, 0x20 };     /* 2001:db8:2000::/36 */
+	/* fd00:5000::/20: 4096 different top 32 bits, so IPv6 sources fall in
+	 * many summary slots (the /36 above is one slot) */
+	uint8_t n6b[16] = { 0xfd, 0x00, 0x50 };
 
 	memset(s, 0, sizeof(*s));
 	s->fam = v6 ? RG_AF_INET6 : RG_AF_INET;
-	if (v6)
+	if (v6 && rn(2))
+		rand_in(s->addr, n6b, 20, 16);
+	else if (v6)
 		rand_in(s->addr, n6, 36, 16);
 	else
 		rand_in(s->addr, n4, 10, 4);

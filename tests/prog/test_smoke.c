@@ -316,6 +316,21 @@ static void grant(const char *s, int64_t ttl_ns)
 static int events;
 static struct rg_drop_event last_ev;
 
+/* rg_summary with these hints and no slot set. */
+static void summary_set(struct relaygate *skel, uint32_t hints)
+{
+	struct rg_summary *sum = calloc(1, sizeof(*sum));
+	uint32_t zero = 0;
+
+	if (!sum || bpf_map_update_elem(bpf_map__fd(skel->maps.rg_summary), &zero, sum, BPF_ANY))
+		printf("# summary_set: %s\n", strerror(errno));
+	else
+		sum->hints = hints;
+	if (sum && bpf_map_update_elem(bpf_map__fd(skel->maps.rg_summary), &zero, sum, BPF_ANY))
+		printf("# summary_set: %s\n", strerror(errno));
+	free(sum);
+}
+
 static int on_event(void *ctx, void *data, size_t len)
 {
 	(void)ctx;
@@ -445,6 +460,32 @@ int main(void)
 		ring_buffer__consume(rb);
 		t_ok(events == 0, "%s: second drop within the interval: no event (%d)",
 		     bpf_program__name(p), events);
+
+		/* The same with the summary on (no entry, no trusted interface):
+		 * the straight-line path drops, counts and reports, IPv4 and
+		 * IPv6 alike. */
+		summary_set(skel, RG_SUM_ON | RG_SUM_NO_TIFACE | RG_SUM_NO_DENY);
+		for (int fam = 4; fam <= 6; fam += 2) {
+			const char *src = fam == 4 ? (h ? "198.51.100.31" : "198.51.100.30") :
+					  (h ? "2001:db8:31::9" : "2001:db8:30::9");
+			struct rg_addr want = addr(src);
+			struct spec fs = mk(fam, src, fam == 4 ? "192.0.2.1" : "2001:db8::1", 40010,
+					    587, F_SYN, 7, 0, 0, 0, 0);
+
+			n = craft(pkt, sizeof(pkt), &fs);
+			events = 0;
+			expect(fam == 4 ? "summary on: IPv4 SYN from a clear slot dropped" :
+			       "summary on: IPv6 SYN from a clear slot dropped", p, pkt, n, drop_ret[h],
+			       RG_STAT_DROP_UNAUTH);
+			ring_buffer__consume(rb);
+			t_ok(events == 1 && last_ev.reason == RG_STAT_DROP_UNAUTH && last_ev.dport == 587 &&
+			     last_ev.sport == 40010 && !memcmp(&last_ev.src, &want, sizeof(want)) &&
+			     last_ev.ifindex == 1,
+			     "%s: summary on: one IPv%d drop event with reason, ports, source, interface (%d)",
+			     bpf_program__name(p), fam, events);
+		}
+		summary_set(skel, 0);
+		n = craft(pkt, sizeof(pkt), &s);
 
 		s.dport = 80;
 		n = craft(pkt, sizeof(pkt), &s);
