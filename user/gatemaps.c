@@ -1238,26 +1238,29 @@ static int trust_keys(struct rg_gate *g, const struct rg_cidr *c, size_t n,
 	return 0;
 }
 
-static void cover_lpm4(struct rg_gate *g, const void *key)
+static void cover_prefix(struct rg_gate *g, __u8 family, const __u8 *addr, size_t len,
+			 unsigned plen)
 {
-	const struct rg_lpm4 *k = key;
 	struct rg_addr a;
 
 	memset(&a, 0, sizeof(a));
-	a.family = RG_AF_INET;
-	memcpy(a.addr, k->addr, 4);
-	summary_cover(g, &a, k->prefixlen);
+	a.family = family;
+	memcpy(a.addr, addr, len);
+	summary_cover(g, &a, plen);
+}
+
+static void cover_lpm4(struct rg_gate *g, const void *key)
+{
+	const struct rg_lpm4 *k = key;
+
+	cover_prefix(g, RG_AF_INET, k->addr, sizeof(k->addr), k->prefixlen);
 }
 
 static void cover_lpm6(struct rg_gate *g, const void *key)
 {
 	const struct rg_lpm6 *k = key;
-	struct rg_addr a;
 
-	memset(&a, 0, sizeof(a));
-	a.family = RG_AF_INET6;
-	memcpy(a.addr, k->addr, 16);
-	summary_cover(g, &a, k->prefixlen);
+	cover_prefix(g, RG_AF_INET6, k->addr, sizeof(k->addr), k->prefixlen);
 }
 
 /* One family's keys of a trust edit, laid out as its trie takes them. */
