@@ -206,14 +206,18 @@ static __always_inline void rg_flow_key(struct rg_flow_key *fk, const struct rg_
 	fk->pad[2] = 0;
 }
 
+/* The summary slot of a source whose top 32 bits (host order) are top. */
+static __always_inline __u8 rg_sum_slot(const struct rg_summary *sum, int v6, __u32 top)
+{
+	if (!v6)
+		return sum->v4[rg_sum_slot4(top) & (RG_SUM_SLOTS - 1)];
+	return sum->v6[rg_sum_slot6(top)];
+}
+
 /* The source's summary slot is set: some entry may match it. */
 static __always_inline int rg_sum_hit(const struct rg_summary *sum, const struct rg_addr *src)
 {
-	__u32 top = bpf_ntohl(*(const __u32 *)src->addr);
-
-	if (src->family == RG_AF_INET)
-		return sum->v4[rg_sum_slot4(top) & (RG_SUM_SLOTS - 1)];
-	return sum->v6[rg_sum_slot6(top)];
+	return rg_sum_slot(sum, src->family != RG_AF_INET, bpf_ntohl(*(const __u32 *)src->addr));
 }
 
 /*
@@ -616,7 +620,7 @@ static __always_inline int rg_fast(void *ctx, void *data, void *data_end, __u64 
 	struct rg_summary *sum;
 	struct rg_config *cfg;
 	struct tcphdr *th;
-	__u32 zero = 0, port, top;
+	__u32 zero = 0, port;
 	__u32 *prot;
 	__u8 slot;
 
@@ -656,13 +660,10 @@ static __always_inline int rg_fast(void *ctx, void *data, void *data_end, __u64 
 	if ((*(volatile __u32 *)&sum->hints & (RG_SUM_ON | RG_SUM_NO_TIFACE)) !=
 	    (RG_SUM_ON | RG_SUM_NO_TIFACE))
 		return 0;
-	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
-		top = bpf_ntohl(iph->saddr);
-		slot = sum->v4[rg_sum_slot4(top) & (RG_SUM_SLOTS - 1)];
-	} else {
-		top = bpf_ntohl(ip6h->saddr.in6_u.u6_addr32[0]);
-		slot = sum->v6[rg_sum_slot6(top)];
-	}
+	if (eth->h_proto == bpf_htons(ETH_P_IP))
+		slot = rg_sum_slot(sum, 0, bpf_ntohl(iph->saddr));
+	else
+		slot = rg_sum_slot(sum, 1, bpf_ntohl(ip6h->saddr.in6_u.u6_addr32[0]));
 	if (slot)
 		return 0;
 

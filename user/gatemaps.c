@@ -999,33 +999,29 @@ static void summary_unhint(struct rg_gate *g, __u32 bit)
 		__atomic_fetch_and(&g->sum->hints, ~bit, __ATOMIC_SEQ_CST);
 }
 
-struct cover_ctx {
-	struct rg_gate *g;
-	unsigned plen4, plen6;
-};
-
-static int cover_trust(const struct rg_cidr *c, void *ctx)
+/* A grant or deny key: it covers what the gate's key prefix covers. */
+static void summary_cover_key(struct rg_gate *g, const struct rg_addr *k)
 {
-	summary_cover(((struct cover_ctx *)ctx)->g, &c->addr, c->prefixlen);
+	summary_cover(g, k, k->family == RG_AF_INET ? g->cfg.v4_prefix : g->cfg.v6_prefix);
+}
+
+static int cover_trust(const struct rg_cidr *c, void *g)
+{
+	summary_cover(g, &c->addr, c->prefixlen);
 	return 0;
 }
 
-static void cover_key(struct cover_ctx *x, const struct rg_addr *k)
-{
-	summary_cover(x->g, k, k->family == RG_AF_INET ? x->plen4 : x->plen6);
-}
-
-static int cover_grant(const struct rg_addr *k, const struct rg_grant *v, void *ctx)
+static int cover_grant(const struct rg_addr *k, const struct rg_grant *v, void *g)
 {
 	(void)v;
-	cover_key(ctx, k);
+	summary_cover_key(g, k);
 	return 0;
 }
 
-static int cover_deny(const struct rg_addr *k, const struct rg_deny *v, void *ctx)
+static int cover_deny(const struct rg_addr *k, const struct rg_deny *v, void *g)
 {
 	(void)v;
-	cover_key(ctx, k);
+	summary_cover_key(g, k);
 	return 0;
 }
 
@@ -1040,7 +1036,6 @@ static bool map_empty(int fd, size_t key_size)
 
 int rg_summary_rebuild(struct rg_gate *g)
 {
-	struct cover_ctx x = { g, g->cfg.v4_prefix, g->cfg.v6_prefix };
 	__u32 hints = RG_SUM_ON;
 	int rc;
 
@@ -1056,11 +1051,11 @@ int rg_summary_rebuild(struct rg_gate *g)
 		hints |= RG_SUM_NO_TIFACE;
 	if (map_empty(g->deny_fd, sizeof(struct rg_addr)))
 		hints |= RG_SUM_NO_DENY;
-	rc = rg_trust_foreach(g, cover_trust, &x);
+	rc = rg_trust_foreach(g, cover_trust, g);
 	if (!rc)
-		rc = rg_grant_foreach(g, cover_grant, &x);
+		rc = rg_grant_foreach(g, cover_grant, g);
 	if (!rc)
-		rc = rg_deny_foreach(g, cover_deny, &x);
+		rc = rg_deny_foreach(g, cover_deny, g);
 	if (rc)
 		return rc;      /* left off: full lookups, correct and slower */
 	__atomic_store_n(&g->sum->hints, hints, __ATOMIC_SEQ_CST);
@@ -1737,7 +1732,7 @@ static int grant_write(struct rg_gate *g, const struct rg_addr *key, const struc
 	char buf[RG_ADDRSTRLEN];
 	int rc;
 
-	summary_cover(g, key, key->family == RG_AF_INET ? g->cfg.v4_prefix : g->cfg.v6_prefix);
+	summary_cover_key(g, key);
 	if (!bpf_map_update_elem(g->grants_fd, key, v, BPF_ANY))
 		return 0;
 	rc = -errno;
@@ -1960,9 +1955,7 @@ static int aidx_build(struct addr_index *x, const struct rg_addr *keys, size_t n
 
 static void bulk_cover_grant(struct rg_gate *g, const void *key)
 {
-	const struct rg_addr *k = key;
-
-	summary_cover(g, k, k->family == RG_AF_INET ? g->cfg.v4_prefix : g->cfg.v6_prefix);
+	summary_cover_key(g, key);
 }
 
 /*
@@ -2225,7 +2218,7 @@ int rg_deny_put(struct rg_gate *g, const struct rg_addr *src, uint64_t ttl_ns,
 	v.origin = origin;
 	if (failures)
 		v.failures = failures;
-	summary_cover(g, &key, key.family == RG_AF_INET ? g->cfg.v4_prefix : g->cfg.v6_prefix);
+	summary_cover_key(g, &key);
 	summary_unhint(g, RG_SUM_NO_DENY);
 	if (!bpf_map_update_elem(g->deny_fd, &key, &v, BPF_ANY))
 		return 0;

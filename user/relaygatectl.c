@@ -61,17 +61,26 @@ static const char *shown(const char *s)
 {
 	static char bufs[4][96];
 	static unsigned next;
-	char *b = bufs[next++ % 4];
-	size_t i, j = 0;
 
-	for (i = 0; s[i] && j < sizeof(bufs[0]) - 4; i++)
-		b[j++] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
-	if (s[i]) {
-		memcpy(b + j, "...", 3);
-		j += 3;
-	}
-	b[j] = '\0';
-	return b;
+	return rg_shown(s, bufs[next++ % 4], sizeof(bufs[0]));
+}
+
+/*
+ * Room for one more element in an array v of n elements of esz bytes with
+ * *cap allocated: returns v, or v grown to twice *cap (first when empty),
+ * or NULL when out of memory (v is still the caller's, *cap unchanged).
+ */
+static void *grow(void *v, size_t n, size_t *cap, size_t esz, size_t first)
+{
+	size_t c;
+
+	if (n < *cap)
+		return v;
+	c = *cap ? *cap * 2 : first;
+	v = realloc(v, c * esz);
+	if (v)
+		*cap = c;
+	return v;
 }
 
 /* Exit 1 with "relaygatectl: <command>: <message>". */
@@ -189,17 +198,13 @@ static void tbl_init(struct table *t, size_t ncol)
 static void tbl_row(struct table *t, ...)
 {
 	va_list ap;
+	char **c;
 	size_t i;
 
-	if (t->nrow == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 16;
-		char **c = realloc(t->cells, cap * t->ncol * sizeof(*c));
-
-		if (!c)
-			return;
-		t->cells = c;
-		t->cap = cap;
-	}
+	c = grow(t->cells, t->nrow, &t->cap, t->ncol * sizeof(*c), 16);
+	if (!c)
+		return;
+	t->cells = c;
 	va_start(ap, t);
 	for (i = 0; i < t->ncol; i++) {
 		const char *s = va_arg(ap, const char *);
@@ -736,15 +741,11 @@ struct cidr_list {
 
 static int cidr_push(struct cidr_list *l, const struct rg_cidr *c)
 {
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 1024;
-		struct rg_cidr *v = realloc(l->v, cap * sizeof(*v));
+	struct rg_cidr *v = grow(l->v, l->n, &l->cap, sizeof(*v), 1024);
 
-		if (!v)
-			return -1;
-		l->v = v;
-		l->cap = cap;
-	}
+	if (!v)
+		return -1;
+	l->v = v;
 	l->v[l->n++] = *c;
 	return 0;
 }
@@ -1015,21 +1016,16 @@ struct grant_file {
 
 static const char *grant_file_user(struct grant_file *f, const char *user)
 {
-	char *u;
+	char **v, *u;
 
 	if (!*user)
 		return f->user;
 	if (f->nusers && !strcmp(f->users[f->nusers - 1], user))
 		return f->users[f->nusers - 1];
-	if (f->nusers == f->capusers) {
-		size_t cap = f->capusers ? f->capusers * 2 : 16;
-		char **v = realloc(f->users, cap * sizeof(*v));
-
-		if (!v)
-			return NULL;
-		f->users = v;
-		f->capusers = cap;
-	}
+	v = grow(f->users, f->nusers, &f->capusers, sizeof(*v), 16);
+	if (!v)
+		return NULL;
+	f->users = v;
 	u = strdup(user);
 	if (!u)
 		return NULL;
@@ -1047,15 +1043,10 @@ static int grant_line(const char *line, void *ctx, char *err, size_t errlen)
 	rc = rg_grant_line_parse(line, &gl, err, errlen);
 	if (rc <= 0)
 		return rc;
-	if (f->n == f->cap) {
-		size_t cap = f->cap ? f->cap * 2 : 1024;
-		struct rg_grant_req *v = realloc(f->v, cap * sizeof(*v));
-
-		if (!v)
-			goto oom;
-		f->v = v;
-		f->cap = cap;
-	}
+	r = grow(f->v, f->n, &f->cap, sizeof(*r), 1024);
+	if (!r)
+		goto oom;
+	f->v = r;
 	r = &f->v[f->n];
 	r->src = gl.addr;
 	r->ttl_ns = (gl.ttl_sec ? gl.ttl_sec : f->ttl) * NS_PER_SEC;
@@ -1231,17 +1222,13 @@ struct map_rows {
 
 static int rows_push(struct map_rows *l, const struct rg_addr *k, const void *v, size_t len)
 {
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		struct map_row *nv = realloc(l->v, cap * sizeof(*nv));
+	struct map_row *nv = grow(l->v, l->n, &l->cap, sizeof(*nv), 64);
 
-		if (!nv) {
-			l->oom = true;
-			return -1;
-		}
-		l->v = nv;
-		l->cap = cap;
+	if (!nv) {
+		l->oom = true;
+		return -1;
 	}
+	l->v = nv;
 	l->v[l->n].key = *k;
 	memcpy(&l->v[l->n].v, v, len);
 	l->n++;

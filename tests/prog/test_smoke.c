@@ -322,11 +322,9 @@ static void summary_set(struct relaygate *skel, uint32_t hints)
 	struct rg_summary *sum = calloc(1, sizeof(*sum));
 	uint32_t zero = 0;
 
-	if (!sum || bpf_map_update_elem(bpf_map__fd(skel->maps.rg_summary), &zero, sum, BPF_ANY))
-		printf("# summary_set: %s\n", strerror(errno));
-	else
+	if (sum)
 		sum->hints = hints;
-	if (sum && bpf_map_update_elem(bpf_map__fd(skel->maps.rg_summary), &zero, sum, BPF_ANY))
+	if (!sum || bpf_map_update_elem(bpf_map__fd(skel->maps.rg_summary), &zero, sum, BPF_ANY))
 		printf("# summary_set: %s\n", strerror(errno));
 	free(sum);
 }
