@@ -475,8 +475,12 @@ static void set_flags(const struct prog *p)
 	c.flags = p->flags;
 	if (bpf_map_update_elem(config_fd, &zero, &c, BPF_ANY))
 		die("rg_config: %s", strerror(errno));
+	/* as relaygate's userspace keeps it (rg_sum_fast_ok: the config is
+	 * written with the ABI version and /32, /64) */
 	if (sum_map)
-		sum_map->hints = p->summary ? RG_SUM_ON | RG_SUM_NO_TIFACE | RG_SUM_NO_DENY : 0;
+		sum_map->hints = !p->summary ? 0 :
+			RG_SUM_ON | RG_SUM_NO_TIFACE | RG_SUM_NO_DENY |
+			(rg_sum_fast_ok(&c) ? RG_SUM_FAST : 0);
 }
 
 static uint32_t top32(const uint8_t *a)
@@ -732,6 +736,14 @@ static void bench_size(uint32_t N, struct prog *progs, int nprogs, int ncpu)
 	if (bpf_map_update_elem(bpf_map__fd(skel->maps.rg_config), &zero, &cfg, BPF_ANY))
 		die("rg_config: %s", strerror(errno));
 	config_fd = bpf_map__fd(skel->maps.rg_config);
+	sum_len = (sizeof(struct rg_summary) + 4095) & ~(size_t)4095;
+	sum_map = mmap(NULL, sum_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		       bpf_map__fd(skel->maps.rg_summary), 0);
+	if (sum_map == MAP_FAILED)
+		die("rg_summary: mmap: %s", strerror(errno));
+	/* each port's summary bit, then the port (relaygate.h) */
+	sum_map->ports[465 / 8] |= 1u << (465 % 8);
+	sum_map->ports[587 / 8] |= 1u << (587 % 8);
 	put_u32(bpf_map__fd(skel->maps.rg_ports), 465, 1, "rg_ports");
 	put_u32(bpf_map__fd(skel->maps.rg_ports), 587, 1, "rg_ports");
 
@@ -765,11 +777,6 @@ static void bench_size(uint32_t N, struct prog *progs, int nprogs, int ncpu)
 	load_map(N, "rg_grants", bpf_map__fd(skel->maps.rg_grants), e.gk, sizeof(*e.gk), e.gv,
 		 sizeof(*e.gv), N, true);
 	free(ones);
-	sum_len = (sizeof(struct rg_summary) + 4095) & ~(size_t)4095;
-	sum_map = mmap(NULL, sum_len, PROT_READ | PROT_WRITE, MAP_SHARED,
-		       bpf_map__fd(skel->maps.rg_summary), 0);
-	if (sum_map == MAP_FAILED)
-		die("rg_summary: mmap: %s", strerror(errno));
 	summary_fill(&e, N);
 	{
 		long n4 = count_keys(bpf_map__fd(skel->maps.rg_trust4), sizeof(struct rg_lpm4));

@@ -339,24 +339,29 @@ admit:
  * is inlined by the verifier into a load. Returns 0 when rg_event() would
  * send nothing for sure.
  */
-static __always_inline int rg_event_due_cfg(const struct rg_config *cfg)
+static __always_inline int rg_event_due(void)
 {
 	struct rg_evbucket *b;
+	struct rg_config *cfg;
 	__u32 zero = 0, burst;
 
+	cfg = bpf_map_lookup_elem(&rg_config, &zero);
 	b = bpf_map_lookup_elem(&rg_evbucket, &zero);
-	if (!b)
+	if (!cfg || !b)
 		return 0;
 	burst = cfg->event_burst ? cfg->event_burst : RG_EVENT_BURST_DEFAULT;
 	return b->sent < burst || b->tick != (__u32)bpf_jiffies64();
 }
 
-static __always_inline int rg_event_due(void)
+/* This CPU's tokens are gone in this tick: tell the straight-line path,
+ * which reads no per-CPU bucket (rg_fast()). */
+static __always_inline void rg_event_quiet(__u32 tick)
 {
 	__u32 zero = 0;
-	struct rg_config *cfg = bpf_map_lookup_elem(&rg_config, &zero);
+	struct rg_summary *sum = bpf_map_lookup_elem(&rg_summary, &zero);
 
-	return cfg && rg_event_due_cfg(cfg);
+	if (sum && sum->ev_quiet != tick)
+		sum->ev_quiet = tick;
 }
 
 /*
@@ -367,6 +372,10 @@ static __always_inline int rg_event_due(void)
  *     work, whether or not stage 2 lets it through: so once the window's
  *     tokens are gone, a dropped packet costs one per-CPU read and compare,
  *     and there are at most event_burst evrate lookups per second per CPU.
+ *     A CPU that finds its tokens gone marks the tick in the summary
+ *     (ev_quiet), and the straight-line path offers no candidate on any
+ *     CPU for the rest of that tick: while one CPU is flooded, the others
+ *     may miss up to a tick's worth of events.
  *  2. per source (unmasked): at most one event per event_interval ns.
  * A full ring buffer counts events_lost.
  *
@@ -395,16 +404,20 @@ __attribute__((noinline)) int rg_event(__u32 reason, struct rg_facts *f)
 	 * rg_event_due(). Else the clock is read, at most once per tick per
 	 * CPU while the tokens are gone. */
 	tick = bpf_jiffies64();
-	if (b->sent >= burst && b->tick == tick)
+	if (b->sent >= burst && b->tick == tick) {
+		rg_event_quiet(tick);
 		return 0;
+	}
 	b->tick = tick;
 	now = rg_now(f);
 	if (now - b->window_start >= RG_NSEC_PER_SEC) {
 		b->window_start = now;
 		b->sent = 0;
 	}
-	if (b->sent >= burst)
+	if (b->sent >= burst) {
+		rg_event_quiet(tick);
 		return 0;
+	}
 	b->sent += 1;
 
 	src = f->src;
@@ -597,12 +610,17 @@ static __always_inline __u32 rg_rst6(void *data, void *data_end, __u32 l2len, co
  * The common cases first, in a straight line: a plain IPv4 or IPv6 TCP
  * packet (no VLAN tag, no IPv4 options, no IPv6 extension header, not a
  * fragment, not IPv4-mapped, a whole TCP header)
- *  - to an unprotected port passes (RG_FAST_PASS): the rest of the host
- *    pays one array lookup for the gate;
+ *  - to a port whose bit in the summary is clear passes as unprotected
+ *    (RG_FAST_PASS): the rest of the host pays one array lookup and a bit
+ *    test for the gate;
  *  - a SYN to a protected port, while the summary is on, no interface is
- *    trusted, RSTs are off and the source's slot is clear, is dropped as
- *    unauthorised (RG_FAST_DROP): a flood from address blocks without
- *    users costs no hash or trie lookup and no rg_judge.
+ *    trusted, the config allows it (RG_SUM_FAST) and the source's slot is
+ *    clear, is dropped as unauthorised (RG_FAST_DROP): a flood from
+ *    address blocks without users costs no hash or trie lookup, no
+ *    rg_config or rg_ports read and no rg_judge.
+ * On the way to a drop it reads rg_summary and rg_stats and nothing else
+ * (drop events: ev_quiet, see rg_event()), so few values stay live across
+ * the helper calls and the compiler keeps them in registers.
  * It decides exactly what the general path would, counters and events
  * included (tests/prog/test_random.c checks both against one reference);
  * anything else returns 0 and takes the general path. The hook calls it
@@ -611,74 +629,97 @@ static __always_inline __u32 rg_rst6(void *data, void *data_end, __u32 l2len, co
 #define RG_FAST_DROP 1
 #define RG_FAST_PASS 2
 
-static __always_inline int rg_fast(void *ctx, void *data, void *data_end, __u64 pkt_len,
-				   const int tc)
+/* The packet's length for the byte counters. */
+static __always_inline __u64 rg_fast_len(void *ctx, void *data, void *data_end, const int tc)
 {
-	struct ethhdr *eth = data;
-	struct iphdr *iph = data + sizeof(*eth);
-	struct ipv6hdr *ip6h = data + sizeof(*eth);
-	struct rg_summary *sum;
-	struct rg_config *cfg;
-	struct tcphdr *th;
-	__u32 zero = 0, port;
-	__u32 *prot;
-	__u8 slot;
+	return tc ? ((struct __sk_buff *)ctx)->len : (__u64)(data_end - data);
+}
 
-	if ((void *)(eth + 1) > data_end)
+static __always_inline int rg_fast(void *ctx, const int tc)
+{
+	void *data, *data_end;
+	struct rg_summary *sum;
+	struct tcphdr *th;
+	__u32 zero = 0, top, port, w;
+	int is6;
+
+	if (tc) {
+		data = (void *)(long)((struct __sk_buff *)ctx)->data;
+		data_end = (void *)(long)((struct __sk_buff *)ctx)->data_end;
+	} else {
+		data = (void *)(long)((struct xdp_md *)ctx)->data;
+		data_end = (void *)(long)((struct xdp_md *)ctx)->data_end;
+	}
+	/* Ethernet + IPv4 + TCP headers at least (IPv6: checked below) */
+	if (data + sizeof(struct ethhdr) + sizeof(struct iphdr) + sizeof(struct tcphdr) > data_end)
 		return 0;
-	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
-		th = (void *)(iph + 1);
-		if ((void *)(th + 1) > data_end || *(__u8 *)iph != 0x45 ||
-		    (iph->frag_off & bpf_htons(RG_IP_MF | RG_IP_OFFSET)) ||
-		    iph->protocol != IPPROTO_TCP)
+	w = *(__u16 *)(data + offsetof(struct ethhdr, h_proto));
+	if (w == bpf_htons(ETH_P_IP)) {
+		struct iphdr *iph = data + sizeof(struct ethhdr);
+
+		/* version 4 without options; in one word: not a fragment
+		 * (MF, offset), TCP */
+		if (*(__u8 *)iph != 0x45 ||
+		    (*(__u32 *)&iph->frag_off & bpf_htonl((RG_IP_MF | RG_IP_OFFSET) << 16 | 0xff)) !=
+		    bpf_htonl(IPPROTO_TCP))
 			return 0;
-	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		th = (void *)(iph + 1);
+		top = iph->saddr;
+		is6 = 0;
+	} else if (w == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6h = data + sizeof(struct ethhdr);
+
 		th = (void *)(ip6h + 1);
 		if ((void *)(th + 1) > data_end || ip6h->version != 6 ||
 		    ip6h->nexthdr != IPPROTO_TCP || rg_v4mapped(ip6h->saddr.in6_u.u6_addr32))
 			return 0;
+		top = ip6h->saddr.in6_u.u6_addr32[0];
+		is6 = 1;
 	} else {
 		return 0;
 	}
-	port = bpf_ntohs(th->dest);
-	prot = bpf_map_lookup_elem(&rg_ports, &port);
-	if (!prot)
+	sum = bpf_map_lookup_elem(&rg_summary, &zero);
+	if (!sum)
 		return 0;
-	if (!*prot) {
-		rg_count(RG_STAT_PASS_UNPROTECTED, pkt_len);
+	port = bpf_ntohs(th->dest);
+	if (!(sum->ports[port / 8] & (1U << (port % 8)))) {
+		rg_count(RG_STAT_PASS_UNPROTECTED, rg_fast_len(ctx, data, data_end, tc));
 		return RG_FAST_PASS;
 	}
-	if ((((__u8 *)th)[13] & (RG_TCP_SYN | RG_TCP_ACK)) != RG_TCP_SYN || th->doff < 5 ||
-	    (void *)th + th->doff * 4 > data_end)
+	/* Bytes 12-13 of the TCP header in one load: the data offset (high
+	 * nibble of 12) and the flags (13). SYN without ACK, and the whole
+	 * header with its options in the packet. */
+	w = *(__u16 *)((void *)th + 12);
+	if ((w & bpf_htons(RG_TCP_SYN | RG_TCP_ACK)) != bpf_htons(RG_TCP_SYN) ||
+	    (w & 0xf0) < 0x50 || (void *)th + ((w & 0xf0) >> 2) > data_end)
 		return 0;
-	cfg = bpf_map_lookup_elem(&rg_config, &zero);
-	sum = bpf_map_lookup_elem(&rg_summary, &zero);
-	/* configured, no RST, prefixes /16../32 and /32../128 */
-	if (!cfg || !sum || !cfg->abi_version || (cfg->flags & RG_CFG_REJECT_RST) ||
-	    cfg->v4_prefix - 16 > 16 || cfg->v6_prefix - 32 > 96)
+	if ((*(volatile __u32 *)&sum->hints & (RG_SUM_ON | RG_SUM_NO_TIFACE | RG_SUM_FAST)) !=
+	    (RG_SUM_ON | RG_SUM_NO_TIFACE | RG_SUM_FAST))
 		return 0;
-	if ((*(volatile __u32 *)&sum->hints & (RG_SUM_ON | RG_SUM_NO_TIFACE)) !=
-	    (RG_SUM_ON | RG_SUM_NO_TIFACE))
-		return 0;
-	if (eth->h_proto == bpf_htons(ETH_P_IP))
-		slot = rg_sum_slot(sum, 0, bpf_ntohl(iph->saddr));
-	else
-		slot = rg_sum_slot(sum, 1, bpf_ntohl(ip6h->saddr.in6_u.u6_addr32[0]));
-	if (slot)
+	if (rg_sum_slot(sum, is6, bpf_ntohl(top)))
 		return 0;
 
-	rg_count(RG_STAT_DROP_UNAUTH, pkt_len);
-	if (rg_event_due_cfg(cfg)) {
+	rg_count(RG_STAT_DROP_UNAUTH, rg_fast_len(ctx, data, data_end, tc));
+	if (*(volatile __u32 *)&sum->ev_quiet != (__u32)bpf_jiffies64()) {
 		/* the arrival interface only now: for XDP it is three loads */
 		__u32 ifindex = tc ? ((struct __sk_buff *)ctx)->ifindex :
 				     ((struct xdp_md *)ctx)->ingress_ifindex;
-		struct rg_facts f RG_ALIGNED = { .ifindex = ifindex, .pkt_len = pkt_len };
+		struct rg_facts f RG_ALIGNED = {
+			.ifindex = ifindex,
+			.pkt_len = rg_fast_len(ctx, data, data_end, tc),
+		};
 
-		if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		/* again from data: fewer values live across the calls above */
+		th = data + sizeof(struct ethhdr) +
+		     (is6 ? sizeof(struct ipv6hdr) : sizeof(struct iphdr));
+		if ((void *)(th + 1) > data_end)
+			return RG_FAST_DROP;
+		if (!is6) {
 			f.src.family = RG_AF_INET;
-			*rg_words(f.src.addr) = iph->saddr;
+			*rg_words(f.src.addr) = ((struct iphdr *)(data + sizeof(struct ethhdr)))->saddr;
 		} else {
-			f.src.family = rg_addr6(rg_words(f.src.addr), &ip6h->saddr);
+			f.src.family = rg_addr6(rg_words(f.src.addr),
+						&((struct ipv6hdr *)(data + sizeof(struct ethhdr)))->saddr);
 		}
 		f.sport = bpf_ntohs(th->source);
 		f.dport = (__u16)port;

@@ -27,7 +27,7 @@ int rg_xdp(struct xdp_md *ctx)
 	struct rg_res r;
 	int fast;
 
-	fast = rg_fast(ctx, data, data_end, len, 0);
+	fast = rg_fast(ctx, 0);
 	if (fast)
 		return fast == RG_FAST_DROP ? XDP_DROP : XDP_PASS;
 	r = rg_decide(data, data_end, ctx->ingress_ifindex, len, 0);
@@ -52,7 +52,7 @@ int rg_tc(struct __sk_buff *skb)
 	struct rg_res r;
 	int fast;
 
-	fast = rg_fast(skb, (void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, 1);
+	fast = rg_fast(skb, 1);
 	if (fast)
 		return fast == RG_FAST_DROP ? TC_ACT_SHOT : TC_ACT_UNSPEC;
 	r = rg_decide((void *)(long)skb->data, (void *)(long)skb->data_end, skb->ifindex,

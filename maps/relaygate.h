@@ -25,7 +25,8 @@
 
 #include <linux/types.h>
 
-#define RG_ABI_VERSION 2   /* 2: rg_summary; empty-map hints moved there */
+#define RG_ABI_VERSION 3   /* 2: rg_summary; empty-map hints moved there.
+                              3: rg_summary: ports bitmap, RG_SUM_FAST, ev_quiet */
 
 /* Map names (= pin names under the pin directory). */
 #define RG_MAP_CONFIG  "rg_config"  /* ARRAY[1] of struct rg_config */
@@ -209,22 +210,47 @@ struct rg_drop_event {
  * Userspace keeps it true (user/gatemaps.c): every writer sets the slots
  * an entry covers BEFORE inserting the entry, and clears the hint bit of a
  * map BEFORE inserting into it (atomic operations on the mmapped map, so
- * writers need no lock). Slots are cleared and hint bits set only by a
- * rebuild, which holds the pin-dir lock and runs in the one process that
- * writes without it (relaygated), and which clears RG_SUM_ON while it
- * works. All zero (a fresh map) means "no prefilter, look everything up".
+ * writers need no lock). Slots are cleared and the empty-map hints set
+ * only by a rebuild, which holds the pin-dir lock and runs in the one
+ * process that writes without it (relaygated), and which clears RG_SUM_ON
+ * while it works. All zero (a fresh map) means "no prefilter, look everything up".
+ *
+ * For the straight-line path (bpf/gate.h rg_fast), which reads nothing
+ * but this map and rg_stats on its way to a drop:
+ *  - ports[] has a bit per TCP port, set while rg_ports protects it: the
+ *    bits are a superset of rg_ports (a writer sets a bit before it
+ *    protects the port, and clears it after it unprotects it), so a clear
+ *    bit means "unprotected" for sure. Valid whatever the hints say.
+ *  - RG_SUM_FAST says rg_config allows a drop without reading it:
+ *    configured, reject = drop, and grant prefixes no shorter than a slot
+ *    (IPv4 /16, IPv6 /32). Writers of rg_config clear it before a config
+ *    that does not allow it and set it after one that does.
+ *  - ev_quiet is written by the program: the low 32 bits of jiffies when a
+ *    CPU last found its drop-event tokens gone. While it equals the
+ *    current tick, the straight-line path does not offer events.
  */
 #define RG_SUM_SLOTS      65536
 #define RG_SUM_ON         (1U << 0)   /* v4[] and v6[] are valid */
 #define RG_SUM_NO_TIFACE  (1U << 1)   /* rg_tiface is empty */
 #define RG_SUM_NO_DENY    (1U << 2)   /* rg_deny is empty */
+#define RG_SUM_FAST       (1U << 3)   /* rg_config allows the straight-line drop */
 
 struct rg_summary {
 	__u32 hints;             /* RG_SUM_* */
-	__u32 pad[15];           /* hints in a cache line of their own */
+	__u32 ev_quiet;          /* jiffies (low 32 bits): drop events spent */
+	__u32 pad[14];           /* the header in a cache line of its own */
+	__u8 ports[65536 / 8];   /* bit (port & 7) of byte port / 8: maybe protected */
 	__u8 v4[RG_SUM_SLOTS];
 	__u8 v6[RG_SUM_SLOTS];
 };
+
+/* RG_SUM_FAST for a config: what rg_fast() may assume without reading it. */
+static inline int rg_sum_fast_ok(const struct rg_config *c)
+{
+	return c->abi_version == RG_ABI_VERSION && !(c->flags & RG_CFG_REJECT_RST) &&
+	       c->v4_prefix >= 16 && c->v4_prefix <= 32 && c->v6_prefix >= 32 &&
+	       c->v6_prefix <= 128;
+}
 
 /* The slot of an address (host-order top 32 bits of the address). */
 static inline __u32 rg_sum_slot4(__u32 top) { return top >> 16; }
@@ -248,6 +274,6 @@ _Static_assert(sizeof(struct rg_config) == 32, "rg_config ABI");
 _Static_assert(sizeof(struct rg_counter) == 16, "rg_counter ABI");
 _Static_assert(sizeof(struct rg_drop_event) == 48, "rg_drop_event ABI");
 _Static_assert(sizeof(struct rg_evbucket) == 16, "rg_evbucket ABI");
-_Static_assert(sizeof(struct rg_summary) == 64 + 2 * RG_SUM_SLOTS, "rg_summary ABI");
+_Static_assert(sizeof(struct rg_summary) == 64 + 65536 / 8 + 2 * RG_SUM_SLOTS, "rg_summary ABI");
 
 #endif /* RELAYGATE_MAPS_H */

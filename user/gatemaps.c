@@ -313,12 +313,63 @@ static size_t summary_map_len(void)
 	return (sizeof(struct rg_summary) + pg - 1) / pg * pg;
 }
 
+/* Map the summary of fd; NULL (errno set) when it cannot be. */
+static struct rg_summary *summary_mmap(int fd)
+{
+	void *p = mmap(NULL, summary_map_len(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void summary_munmap(struct rg_summary *s)
+{
+	if (s)
+		munmap(s, summary_map_len());
+}
+
+/* The summary's bit of a port (see RG_SUM_FAST and ports[] in relaygate.h). */
+static void summary_port(struct rg_summary *s, unsigned port, bool on)
+{
+	__u8 bit = (__u8)(1U << (port % 8));
+
+	if (on)
+		__atomic_fetch_or(&s->ports[port / 8], bit, __ATOMIC_SEQ_CST);
+	else
+		__atomic_fetch_and(&s->ports[port / 8], (__u8)~bit, __ATOMIC_SEQ_CST);
+}
+
+static void summary_hint(struct rg_summary *s, __u32 bit, bool on)
+{
+	if (on)
+		__atomic_fetch_or(&s->hints, bit, __ATOMIC_SEQ_CST);
+	else
+		__atomic_fetch_and(&s->hints, ~bit, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * Write rg_config (fd cfd) and keep RG_SUM_FAST true around it: cleared
+ * before a config that does not allow the straight-line drop, set after
+ * one that does.
+ */
+static int config_put(int cfd, struct rg_summary *s, const struct rg_config *c)
+{
+	__u32 zero = 0;
+	bool fast = rg_sum_fast_ok(c);
+
+	if (!fast)
+		summary_hint(s, RG_SUM_FAST, false);
+	if (bpf_map_update_elem(cfd, &zero, c, BPF_ANY))
+		return -errno;
+	if (fast)
+		summary_hint(s, RG_SUM_FAST, true);
+	return 0;
+}
+
 void rg_gate_close(struct rg_gate *g)
 {
 	size_t i;
 
-	if (g->sum)
-		munmap(g->sum, summary_map_len());
+	summary_munmap(g->sum);
 	g->sum = NULL;
 
 	for (i = 0; i < NMAPS; i++) {
@@ -415,9 +466,8 @@ int rg_gate_open(struct rg_gate *g, const char *pin_dir)
 	rc = check_config(&g->cfg, g->err, sizeof(g->err), pin_dir);
 	if (rc)
 		goto out;
-	g->sum = mmap(NULL, summary_map_len(), PROT_READ | PROT_WRITE, MAP_SHARED, g->summary_fd, 0);
-	if (g->sum == MAP_FAILED) {
-		g->sum = NULL;
+	g->sum = summary_mmap(g->summary_fd);
+	if (!g->sum) {
 		rc = gfail(g, -errno, "%s/%s: mmap: %s", pin_dir, RG_MAP_SUMMARY, strerror(errno));
 	}
 out:
@@ -812,14 +862,14 @@ static int config_valid(const struct rg_config *c, char *err, size_t errlen)
 
 int rg_config_write(struct rg_gate *g, const struct rg_config *c)
 {
-	__u32 zero = 0;
 	int rc;
 
 	rc = config_valid(c, g->err, sizeof(g->err));
 	if (rc)
 		return rc;
-	if (bpf_map_update_elem(g->config_fd, &zero, c, BPF_ANY))
-		return gfail(g, -errno, "writing %s: %s", RG_MAP_CONFIG, strerror(errno));
+	rc = config_put(g->config_fd, g->sum, c);
+	if (rc)
+		return gfail(g, rc, "writing %s: %s", RG_MAP_CONFIG, strerror(-rc));
 	g->cfg = *c;
 	return 0;
 }
@@ -865,7 +915,10 @@ out:
 	return rc;
 }
 
-static int ports_set_fd(int fd, const uint16_t *ports, size_t n, char *err, size_t errlen)
+/* Protect exactly ports[n] in rg_ports (fd), with the summary's port bits
+ * kept a superset of it (relaygate.h). */
+static int ports_set_fd(int fd, struct rg_summary *s, const uint16_t *ports, size_t n,
+			char *err, size_t errlen)
 {
 	__u8 *cur, *want;
 	__u32 one = 1, zero = 0, p;
@@ -890,18 +943,26 @@ static int ports_set_fd(int fd, const uint16_t *ports, size_t n, char *err, size
 	}
 	for (i = 0; i < n; i++)
 		want[ports[i]] = 1;
-	/* New first, then clear the old: a port in both sets stays protected. */
+	/* New first, then clear the old: a port in both sets stays protected.
+	 * A summary bit is set before its port is protected and cleared after
+	 * it is not; a bit a crash left set is cleared by the next rebuild. */
 	for (p = 1; p < NPORTS; p++) {
-		if (want[p] && !cur[p] && bpf_map_update_elem(fd, &p, &one, BPF_ANY)) {
+		if (!want[p])
+			continue;
+		summary_port(s, p, true);
+		if (!cur[p] && bpf_map_update_elem(fd, &p, &one, BPF_ANY)) {
 			rc = fail(err, errlen, -errno, "setting port %u: %s", p, strerror(errno));
 			goto out;
 		}
 	}
 	for (p = 0; p < NPORTS; p++) {
-		if (!want[p] && cur[p] && bpf_map_update_elem(fd, &p, &zero, BPF_ANY)) {
+		if (want[p])
+			continue;
+		if (cur[p] && bpf_map_update_elem(fd, &p, &zero, BPF_ANY)) {
 			rc = fail(err, errlen, -errno, "clearing port %u: %s", p, strerror(errno));
 			goto out;
 		}
+		summary_port(s, p, false);
 	}
 out:
 	free(cur);
@@ -911,7 +972,7 @@ out:
 
 int rg_ports_set(struct rg_gate *g, const uint16_t *ports, size_t n)
 {
-	return ports_set_fd(g->ports_fd, ports, n, g->err, sizeof(g->err));
+	return ports_set_fd(g->ports_fd, g->sum, ports, n, g->err, sizeof(g->err));
 }
 
 int rg_ports_list(struct rg_gate *g, uint16_t *ports, size_t max)
@@ -1034,15 +1095,47 @@ static bool map_empty(int fd, size_t key_size)
 	return bpf_map_get_next_key(fd, NULL, k) && errno == ENOENT;
 }
 
+/* The port bits again from rg_ports: set for every protected port, clear
+ * for the rest (a bit left set by a writer that died). Under the lock:
+ * no other writer of rg_ports runs. */
+static int summary_ports_sync(struct rg_gate *g)
+{
+	__u8 *set = malloc(NPORTS);
+	unsigned p;
+	int rc;
+
+	if (!set)
+		return gfail(g, -ENOMEM, "summary: out of memory");
+	rc = ports_read_fd(g->ports_fd, set);
+	if (rc) {
+		free(set);
+		return gfail(g, rc, "reading %s: %s", RG_MAP_PORTS, strerror(-rc));
+	}
+	for (p = 0; p < NPORTS; p++)
+		if (!!(g->sum->ports[p / 8] & (1U << (p % 8))) != !!set[p])
+			summary_port(g->sum, p, set[p]);
+	free(set);
+	return 0;
+}
+
 int rg_summary_rebuild(struct rg_gate *g)
 {
 	__u32 hints = RG_SUM_ON;
+	struct rg_config c;
 	int rc;
 
 	if (!g->sum)
 		return gfail(g, -ENODEV, "summary: not open");
 	if (g->lock_fd < 0)
 		return gfail(g, -ENOLCK, "summary: rebuild without the pin-dir lock");
+	rc = summary_ports_sync(g);
+	if (rc)
+		return rc;
+	rc = rg_config_read(g, &c);
+	if (rc)
+		return rc;
+	if (rg_sum_fast_ok(&c))
+		hints |= RG_SUM_FAST;
 	/* Full lookups while the slots are being recomputed. */
 	__atomic_store_n(&g->sum->hints, 0, __ATOMIC_SEQ_CST);
 	memset(g->sum->v4, 0, sizeof(g->sum->v4));
@@ -1073,6 +1166,7 @@ int rg_summary_info(struct rg_gate *g, struct rg_summary_info *out)
 	out->on = h & RG_SUM_ON;
 	out->no_tiface = h & RG_SUM_NO_TIFACE;
 	out->no_deny = h & RG_SUM_NO_DENY;
+	out->fast = h & RG_SUM_FAST;
 	for (i = 0; i < RG_SUM_SLOTS; i++) {
 		out->v4_slots += !!g->sum->v4[i];
 		out->v6_slots += !!g->sum->v6[i];
@@ -2409,15 +2503,16 @@ static void undo_free(struct gate_undo *u)
 	memset(u, 0, sizeof(*u));
 }
 
-static void undo_apply(struct gate_undo *u, struct relaygate *skel)
+static void undo_apply(struct gate_undo *u, struct relaygate *skel, struct rg_summary *s)
 {
-	__u32 zero = 0;
 	char ignore[8];
 
+	if (!s)
+		return;
 	if (u->cfg_changed)
-		bpf_map_update_elem(bpf_map__fd(skel->maps.rg_config), &zero, &u->old_cfg, BPF_ANY);
+		config_put(bpf_map__fd(skel->maps.rg_config), s, &u->old_cfg);
 	if (u->old_ports)
-		ports_set_fd(bpf_map__fd(skel->maps.rg_ports), u->old_ports, u->n_old_ports,
+		ports_set_fd(bpf_map__fd(skel->maps.rg_ports), s, u->old_ports, u->n_old_ports,
 			     ignore, sizeof(ignore));
 }
 
@@ -2468,6 +2563,7 @@ static int gate_load(const char *pin_dir, const struct rg_load_opts *o, enum loa
 {
 	LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = pin_dir);
 	struct rg_load_opts defaults = { 0 };
+	struct rg_summary *sum = NULL;
 	struct relaygate *skel;
 	struct pinned p;
 	size_t i;
@@ -2502,6 +2598,14 @@ static int gate_load(const char *pin_dir, const struct rg_load_opts *o, enum loa
 			     strerror(-rc));
 		goto fail;
 	}
+	if (p.configured) {
+		sum = summary_mmap(bpf_map__fd(skel->maps.rg_summary));
+		if (!sum) {
+			rc = fail(err, errlen, -errno, "%s/%s: mmap: %s", pin_dir, RG_MAP_SUMMARY,
+				  strerror(errno));
+			goto fail;
+		}
+	}
 	if (!p.configured) {
 		struct rg_config c = {
 			.abi_version = RG_ABI_VERSION,
@@ -2512,7 +2616,6 @@ static int gate_load(const char *pin_dir, const struct rg_load_opts *o, enum loa
 			.event_burst = RG_EVENT_BURST_DEFAULT,
 		};
 		static const uint16_t def_ports[] = { 465, 587 };
-		__u32 zero = 0;
 
 		rc = config_valid(&c, err, errlen);
 		if (rc)
@@ -2522,14 +2625,21 @@ static int gate_load(const char *pin_dir, const struct rg_load_opts *o, enum loa
 		rc = summary_init(bpf_map__fd(skel->maps.rg_summary), err, errlen);
 		if (rc)
 			goto fail;
+		sum = summary_mmap(bpf_map__fd(skel->maps.rg_summary));
+		if (!sum) {
+			rc = fail(err, errlen, -errno, "%s/%s: mmap: %s", pin_dir, RG_MAP_SUMMARY,
+				  strerror(errno));
+			goto fail;
+		}
 		/* Ports before the config: the config's ABI version marks the
 		 * set as complete. */
-		rc = ports_set_fd(bpf_map__fd(skel->maps.rg_ports), o->ports ? o->ports : def_ports,
-				  o->ports ? o->nports : 2, err, errlen);
+		rc = ports_set_fd(bpf_map__fd(skel->maps.rg_ports), sum,
+				  o->ports ? o->ports : def_ports, o->ports ? o->nports : 2, err, errlen);
 		if (rc)
 			goto fail;
-		if (bpf_map_update_elem(bpf_map__fd(skel->maps.rg_config), &zero, &c, BPF_ANY)) {
-			rc = fail(err, errlen, -errno, "writing %s: %s", RG_MAP_CONFIG, strerror(errno));
+		rc = config_put(bpf_map__fd(skel->maps.rg_config), sum, &c);
+		if (rc) {
+			fail(err, errlen, rc, "writing %s: %s", RG_MAP_CONFIG, strerror(-rc));
 			goto fail;
 		}
 	} else {
@@ -2542,7 +2652,7 @@ static int gate_load(const char *pin_dir, const struct rg_load_opts *o, enum loa
 				rc = fail(err, errlen, -ENOMEM, "reading %s: out of memory", RG_MAP_PORTS);
 				goto fail;
 			}
-			rc = ports_set_fd(pfd, o->ports, o->nports, err, errlen);
+			rc = ports_set_fd(pfd, sum, o->ports, o->nports, err, errlen);
 			if (rc)
 				goto fail;
 		}
@@ -2554,17 +2664,20 @@ static int gate_load(const char *pin_dir, const struct rg_load_opts *o, enum loa
 			undo->old_cfg = c;
 			undo->cfg_changed = true;
 			c.flags = o->reject_rst ? c.flags | RG_CFG_REJECT_RST : c.flags & ~RG_CFG_REJECT_RST;
-			if (bpf_map_update_elem(cfd, &zero, &c, BPF_ANY)) {
-				rc = fail(err, errlen, -errno, "writing %s: %s", RG_MAP_CONFIG, strerror(errno));
+			rc = config_put(cfd, sum, &c);
+			if (rc) {
+				fail(err, errlen, rc, "writing %s: %s", RG_MAP_CONFIG, strerror(-rc));
 				goto fail;
 			}
 		}
 	}
+	summary_munmap(sum);
 	*out = skel;
 	return 0;
 fail:
-	undo_apply(undo, skel);
+	undo_apply(undo, skel, sum);
 	undo_free(undo);
+	summary_munmap(sum);
 	relaygate__destroy(skel);
 	return rc;
 }
@@ -2821,8 +2934,12 @@ int rg_gate_attach(const char *pin_dir, const char *ifname, enum rg_mode mode,
 		rc = attach_tc(pin_dir, ifname, ifindex, skel, err, errlen);
 	else
 		rc = attach_xdp(pin_dir, ifname, ifindex, mode, skel, err, errlen);
-	if (rc)
-		undo_apply(&undo, skel);
+	if (rc) {
+		struct rg_summary *sum = summary_mmap(bpf_map__fd(skel->maps.rg_summary));
+
+		undo_apply(&undo, skel, sum);
+		summary_munmap(sum);
+	}
 	undo_free(&undo);
 	relaygate__destroy(skel);
 out:

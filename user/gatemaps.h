@@ -161,6 +161,7 @@ int rg_grant_put_many(struct rg_gate *g, const struct rg_grant_req *r, size_t n,
  */
 struct rg_summary_info {
 	bool on, no_tiface, no_deny;
+	bool fast;                       /* RG_SUM_FAST: the config allows the straight-line drop */
 	unsigned v4_slots, v6_slots;     /* slots set */
 };
 int rg_summary_rebuild(struct rg_gate *g);

@@ -233,6 +233,9 @@ int rg_metrics_render_gate(struct rg_mbuf *b, struct rg_gate *g)
 				 "Summary slots (of 65536 per family) that hold entries.");
 		rg_metric_u64_l1(b, "relaygate_summary_slots", "family", "ipv4", si.v4_slots);
 		rg_metric_u64_l1(b, "relaygate_summary_slots", "family", "ipv6", si.v6_slots);
+		rg_metric_family(b, "relaygate_summary_fast_drop", "gauge",
+				 "1 while unauthorised SYNs from empty slots are dropped on the straight-line path.");
+		rg_metric_u64(b, "relaygate_summary_fast_drop", si.on && si.no_tiface && si.fast);
 	}
 	return ret;
 }

@@ -656,9 +656,10 @@ static int do_status(int argc, char **argv)
 			printf("%s\"%s\":{\"entries\":%ld,\"max_entries\":%ld}", i ? "," : "",
 			       fill[i].name, fill[i].entries, fill[i].max);
 		printf("},\"summary\":{\"on\":%s,\"ipv4_slots\":%u,\"ipv6_slots\":%u,"
-		       "\"tiface_empty\":%s,\"deny_empty\":%s}",
+		       "\"tiface_empty\":%s,\"deny_empty\":%s,\"fast_drop\":%s}",
 		       sum.on ? "true" : "false", sum.v4_slots, sum.v6_slots,
-		       sum.no_tiface ? "true" : "false", sum.no_deny ? "true" : "false");
+		       sum.no_tiface ? "true" : "false", sum.no_deny ? "true" : "false",
+		       sum.on && sum.no_tiface && sum.fast ? "true" : "false");
 		printf(",\"counters\":{");
 		for (i = 0; i < RG_STAT_MAX; i++)
 			printf("%s\"%s\":{\"packets\":%llu,\"bytes\":%llu}", i ? "," : "",
@@ -708,10 +709,13 @@ static int do_status(int argc, char **argv)
 		tbl_print(&t, "  ");
 		tbl_free(&t);
 		if (sum.on)
-			printf("summary:    on: %u of 65536 IPv4 /16 slots and %u of 65536 IPv6 slots hold entries%s%s\n",
+			printf("summary:    on: %u of 65536 IPv4 /16 slots and %u of 65536 IPv6 slots hold entries%s%s; straight-line drop %s\n",
 			       sum.v4_slots, sum.v6_slots,
 			       sum.no_tiface ? "; no trusted interface" : "",
-			       sum.no_deny ? "; no deny" : "");
+			       sum.no_deny ? "; no deny" : "",
+			       !sum.no_tiface ? "off (a trusted interface)" :
+			       !sum.fast ? "off (reject = rst, or grant prefixes shorter than IPv4 /16 or IPv6 /32)" :
+			       "on");
 		else
 			printf("summary:    off (every source is looked up; relaygated rebuilds it)\n");
 		printf("counters:\n");

@@ -341,10 +341,11 @@ check "... source lag" grep -qE '^relaygate_source_lag_bytes\{source="applog"\} 
 check "... grants issued" grep -qE '^relaygate_grants_issued_total [3-9]' <<<"$m"
 check "... control socket requests" grep -qE '^relaygate_control_' <<<"$m"
 check "... map fill" grep -qE '^relaygate_map_entries\{map="grants"\} [1-9]' <<<"$m"
-check "... the summary: on, its slots, its rebuilds" bash -c 'grep -qx "relaygate_summary_on 1" <<<"$1" &&
+check "... the summary: on, its slots, its rebuilds, the straight-line drop" bash -c 'grep -qx "relaygate_summary_on 1" <<<"$1" &&
 	grep -qE "^relaygate_summary_slots\{family=\"ipv4\"\} [1-9]" <<<"$1" &&
 	grep -qE "^relaygate_summary_rebuilds_total\{result=\"ok\"\} [1-9]" <<<"$1" &&
-	grep -qE "^relaygate_summary_rebuild_seconds [0-9.]+$" <<<"$1"' _ "$m"
+	grep -qE "^relaygate_summary_rebuild_seconds [0-9.]+$" <<<"$1" &&
+	grep -qE "^relaygate_summary_fast_drop [01]$" <<<"$1"' _ "$m"
 check "... push source requests" grep -qE '^relaygate_authpolicy_requests_total\{source="push",result="login"\} 1$' <<<"$m"
 check "... policy answers (counted each second)" lab_poll 2 eval "metrics | grep -qE '^relaygate_policy_requests_total\{answer=\"ok\"\} [2-9]'"
 check_eq "... in valid exposition format (each family's HELP once)" "" \

@@ -288,11 +288,26 @@ static inline int h_update(int fd, const void *k, const void *v, const char *wha
 	return 0;
 }
 
+/*
+ * RG_SUM_FAST as userspace keeps it, written out plainly: the config
+ * carries our ABI version, reject = drop, and grant prefixes are no
+ * shorter than a summary slot (IPv4 /16, IPv6 /32). Cleared before a
+ * config that does not allow it, set after one that does.
+ */
 static inline int h_config(struct harness *h, const struct rg_config *c)
 {
+	bool fast = c->abi_version == RG_ABI_VERSION && !(c->flags & RG_CFG_REJECT_RST) &&
+		    c->v4_prefix >= 16 && c->v4_prefix <= 32 && c->v6_prefix >= 32 &&
+		    c->v6_prefix <= 128;
 	uint32_t k = 0;
+	int err;
 
-	return h_update(h->config_fd, &k, c, RG_MAP_CONFIG);
+	if (h->sum && !fast)
+		__atomic_fetch_and(&h->sum->hints, ~RG_SUM_FAST, __ATOMIC_SEQ_CST);
+	err = h_update(h->config_fd, &k, c, RG_MAP_CONFIG);
+	if (h->sum && fast && !err)
+		__atomic_fetch_or(&h->sum->hints, RG_SUM_FAST, __ATOMIC_SEQ_CST);
+	return err;
 }
 
 /* Configured: ABI version set, given flags and prefixes. */
@@ -310,11 +325,20 @@ static inline int h_cfg(struct harness *h, uint32_t flags, uint32_t v4p, uint32_
 	return h_config(h, &c);
 }
 
+/* rg_ports[port] = on, with the summary's port bit set before a port is
+ * protected and cleared after it is not (whether the summary is on or
+ * not: the straight-line path reads the bits either way). */
 static inline int h_port(struct harness *h, uint16_t port, bool on)
 {
+	uint8_t bit = (uint8_t)(1u << (port % 8));
 	uint32_t k = port, v = on;
-	int err = h_update(h->ports_fd, &k, &v, RG_MAP_PORTS);
+	int err;
 
+	if (h->sum && on)
+		h->sum->ports[port / 8] |= bit;
+	err = h_update(h->ports_fd, &k, &v, RG_MAP_PORTS);
+	if (h->sum && !on && !err)
+		h->sum->ports[port / 8] &= (uint8_t)~bit;
 	if (!err) {
 		if (on)
 			h->ports_on[port / 8] |= (uint8_t)(1u << (port % 8));
@@ -336,6 +360,13 @@ static inline int h_reset(struct harness *h)
 			err = err ?: h_port(h, (uint16_t)p, false);
 	err = err ?: h_port(h, 465, true);
 	err = err ?: h_port(h, 587, true);
+	if (h->sum) {
+		h->sum->hints = 0;
+		memset(h->sum->v4, 0, sizeof(h->sum->v4));
+		memset(h->sum->v6, 0, sizeof(h->sum->v6));
+		if (h->summary)
+			h->sum->hints = RG_SUM_ON | RG_SUM_NO_TIFACE | RG_SUM_NO_DENY;
+	}
 	err = err ?: h_cfg(h, 0, 32, 64);
 	err = err ?: h_clear(h->tiface_fd);
 	err = err ?: h_clear(h->trust4_fd);
@@ -344,13 +375,6 @@ static inline int h_reset(struct harness *h)
 	err = err ?: h_clear(h->deny_fd);
 	err = err ?: h_clear(h->flows_fd);
 	err = err ?: h_clear(h->evrate_fd);
-	if (h->sum) {
-		h->sum->hints = 0;
-		memset(h->sum->v4, 0, sizeof(h->sum->v4));
-		memset(h->sum->v6, 0, sizeof(h->sum->v6));
-		if (h->summary)
-			h->sum->hints = RG_SUM_ON | RG_SUM_NO_TIFACE | RG_SUM_NO_DENY;
-	}
 	return err;
 }
 

@@ -316,17 +316,32 @@ static void grant(const char *s, int64_t ttl_ns)
 static int events;
 static struct rg_drop_event last_ev;
 
-/* rg_summary with these hints and no slot set. */
+/* rg_summary with these hints, no slot set, and the port bits of the
+ * protected ports (465, 587) as userspace keeps them. */
 static void summary_set(struct relaygate *skel, uint32_t hints)
 {
 	struct rg_summary *sum = calloc(1, sizeof(*sum));
 	uint32_t zero = 0;
 
-	if (sum)
+	if (sum) {
 		sum->hints = hints;
+		sum->ports[465 / 8] |= 1u << (465 % 8);
+		sum->ports[587 / 8] |= 1u << (587 % 8);
+	}
 	if (!sum || bpf_map_update_elem(bpf_map__fd(skel->maps.rg_summary), &zero, sum, BPF_ANY))
 		printf("# summary_set: %s\n", strerror(errno));
 	free(sum);
+}
+
+static uint32_t summary_ev_quiet(struct relaygate *skel)
+{
+	struct rg_summary *sum = calloc(1, sizeof(*sum));
+	uint32_t zero = 0, v = 0;
+
+	if (sum && !bpf_map_lookup_elem(bpf_map__fd(skel->maps.rg_summary), &zero, sum))
+		v = sum->ev_quiet;
+	free(sum);
+	return v;
 }
 
 static int on_event(void *ctx, void *data, size_t len)
@@ -429,6 +444,7 @@ int main(void)
 	struct rg_config cfg = { .abi_version = RG_ABI_VERSION, .v4_prefix = 32, .v6_prefix = 64 };
 	map_set(skel->maps.rg_config, &zero, &cfg);
 	uint32_t port = 587;
+	summary_set(skel, 0);           /* the port bit before the port */
 	map_set(skel->maps.rg_ports, &port, &one);
 	rb = ring_buffer__new(bpf_map__fd(skel->maps.rg_events), on_event, NULL, NULL);
 	t_ok(rb != NULL, "ring buffer opens");
@@ -462,7 +478,7 @@ int main(void)
 		/* The same with the summary on (no entry, no trusted interface):
 		 * the straight-line path drops, counts and reports, IPv4 and
 		 * IPv6 alike. */
-		summary_set(skel, RG_SUM_ON | RG_SUM_NO_TIFACE | RG_SUM_NO_DENY);
+		summary_set(skel, RG_SUM_ON | RG_SUM_NO_TIFACE | RG_SUM_NO_DENY | RG_SUM_FAST);
 		for (int fam = 4; fam <= 6; fam += 2) {
 			const char *src = fam == 4 ? (h ? "198.51.100.31" : "198.51.100.30") :
 					  (h ? "2001:db8:31::9" : "2001:db8:30::9");
@@ -481,6 +497,33 @@ int main(void)
 			     last_ev.ifindex == 1,
 			     "%s: summary on: one IPv%d drop event with reason, ports, source, interface (%d)",
 			     bpf_program__name(p), fam, events);
+		}
+		/* One token a second per CPU: more fresh sources than CPUs, so
+		 * some CPU finds its token gone and marks the tick in the
+		 * summary (ev_quiet) for the straight-line path. */
+		if (!h) {
+			struct rg_config c1 = cfg;
+			int ncpu = libbpf_num_possible_cpus(), i;
+
+			c1.event_burst = 1;
+			map_set(skel->maps.rg_config, &zero, &c1);
+			events = 0;
+			for (i = 0; i <= ncpu && i < 250; i++) {
+				char src[32];
+				struct spec fs;
+
+				snprintf(src, sizeof(src), "198.51.101.%d", i + 1);
+				fs = mk(4, src, "192.0.2.1", 40020, 587, F_SYN, 7, 0, 0, 0, 0);
+				n = craft(pkt, sizeof(pkt), &fs);
+				expect("summary on, one token: SYN from a fresh source dropped", p, pkt,
+				       n, drop_ret[h], RG_STAT_DROP_UNAUTH);
+			}
+			ring_buffer__consume(rb);
+			t_ok(summary_ev_quiet(skel) != 0 && events <= ncpu,
+			     "%s: one token per CPU: %d events from %d sources, and the tick marked quiet in the summary",
+			     bpf_program__name(p), events, i);
+			map_set(skel->maps.rg_config, &zero, &cfg);
+			usleep(20000);  /* past the quiet tick (HZ >= 100) */
 		}
 		summary_set(skel, 0);
 		n = craft(pkt, sizeof(pkt), &s);

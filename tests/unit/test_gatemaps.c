@@ -600,6 +600,79 @@ static void test_ports(void **state)
 	assert_int_equal(v, 0);
 }
 
+static bool port_bit(const struct rg_gate *g, unsigned port)
+{
+	return g->sum->ports[port / 8] & (1u << (port % 8));
+}
+
+/* The summary's port bits follow rg_ports (the straight-line path passes
+ * a port whose bit is clear), and a rebuild clears a stray bit. */
+static void test_ports_summary(void **state)
+{
+	static const uint16_t set1[] = { 587, 25, 465 }, set2[] = { 2525 };
+	struct rg_gate *g = *state;
+	unsigned p, n = 0;
+
+	NEED_ROOT();
+	assert_true(port_bit(g, 465) && port_bit(g, 587));   /* the fresh set's ports */
+	assert_int_equal(rg_ports_set(g, set1, 3), 0);
+	assert_true(port_bit(g, 25) && port_bit(g, 465) && port_bit(g, 587));
+	assert_int_equal(rg_ports_set(g, set2, 1), 0);
+	for (p = 0; p < 65536; p++)
+		n += port_bit(g, p);
+	assert_int_equal(n, 1);
+	assert_true(port_bit(g, 2525));
+	/* A refused set changes no bit. */
+	assert_int_equal(rg_ports_set(g, set1, 0), -EINVAL);
+	assert_true(port_bit(g, 2525) && !port_bit(g, 587));
+	/* A bit left behind (a writer that died between its two steps) is
+	 * gone after a rebuild; a protected port's bit stays. */
+	g->sum->ports[80 / 8] |= 1u << (80 % 8);
+	assert_int_equal(rg_gate_lock(g), 0);
+	assert_int_equal(rg_summary_rebuild(g), 0);
+	rg_gate_unlock(g);
+	assert_false(port_bit(g, 80));
+	assert_true(port_bit(g, 2525));
+}
+
+/* RG_SUM_FAST follows the config: off with reject = rst or a grant prefix
+ * shorter than a slot, on again after; a rebuild keeps it so. */
+static void test_config_fast_hint(void **state)
+{
+	struct rg_gate *g = *state;
+	struct rg_summary_info si;
+	struct rg_config c;
+
+	NEED_ROOT();
+	assert_int_equal(rg_summary_info(g, &si), 0);
+	assert_true(si.on && si.fast);
+	assert_int_equal(rg_config_read(g, &c), 0);
+	c.flags |= RG_CFG_REJECT_RST;
+	assert_int_equal(rg_config_write(g, &c), 0);
+	assert_int_equal(rg_summary_info(g, &si), 0);
+	assert_false(si.fast);
+	assert_int_equal(rg_gate_lock(g), 0);
+	assert_int_equal(rg_summary_rebuild(g), 0);
+	rg_gate_unlock(g);
+	assert_int_equal(rg_summary_info(g, &si), 0);
+	assert_true(si.on);
+	assert_false(si.fast);
+	c.flags &= ~RG_CFG_REJECT_RST;
+	c.v4_prefix = 8;
+	assert_int_equal(rg_config_write(g, &c), 0);
+	assert_int_equal(rg_summary_info(g, &si), 0);
+	assert_false(si.fast);
+	c.v4_prefix = 24;
+	c.v6_prefix = 16;
+	assert_int_equal(rg_config_write(g, &c), 0);
+	assert_int_equal(rg_summary_info(g, &si), 0);
+	assert_false(si.fast);
+	c.v6_prefix = 48;
+	assert_int_equal(rg_config_write(g, &c), 0);
+	assert_int_equal(rg_summary_info(g, &si), 0);
+	assert_true(si.fast);
+}
+
 /* ------------------------------------------------------------- counters */
 
 static void test_stats(void **state)
@@ -671,6 +744,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_trust_replace, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tiface, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ports, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ports_summary, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_config_fast_hint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
 	};
 	gatefix_init("gatemaps");
