@@ -657,11 +657,13 @@ static __always_inline int rg_fast(void *ctx, const int tc)
 	if (w == bpf_htons(ETH_P_IP)) {
 		struct iphdr *iph = data + sizeof(struct ethhdr);
 
-		/* version 4 without options; in one word: not a fragment
+		/* version 4 without options; in one word (frag_off, ttl,
+		 * protocol: through a void pointer, or the compiler splits
+		 * the load at frag_off's 2-byte alignment): not a fragment
 		 * (MF, offset), TCP */
 		if (*(__u8 *)iph != 0x45 ||
-		    (*(__u32 *)&iph->frag_off & bpf_htonl((RG_IP_MF | RG_IP_OFFSET) << 16 | 0xff)) !=
-		    bpf_htonl(IPPROTO_TCP))
+		    (*(__u32 *)((void *)iph + offsetof(struct iphdr, frag_off)) &
+		     bpf_htonl((RG_IP_MF | RG_IP_OFFSET) << 16 | 0xff)) != bpf_htonl(IPPROTO_TCP))
 			return 0;
 		th = (void *)(iph + 1);
 		top = iph->saddr;
