@@ -742,8 +742,8 @@ static void bench_size(uint32_t N, struct prog *progs, int nprogs, int ncpu)
 	if (sum_map == MAP_FAILED)
 		die("rg_summary: mmap: %s", strerror(errno));
 	/* each port's summary bit, then the port (relaygate.h) */
-	sum_map->ports[465 / 8] |= 1u << (465 % 8);
-	sum_map->ports[587 / 8] |= 1u << (587 % 8);
+	sum_map->ports[htons(465)] = 1;
+	sum_map->ports[htons(587)] = 1;
 	put_u32(bpf_map__fd(skel->maps.rg_ports), 465, 1, "rg_ports");
 	put_u32(bpf_map__fd(skel->maps.rg_ports), 587, 1, "rg_ports");
 

@@ -217,10 +217,12 @@ struct rg_drop_event {
  *
  * For the straight-line path (bpf/gate.h rg_fast), which reads nothing
  * but this map and rg_stats on its way to a drop:
- *  - ports[] has a bit per TCP port, set while rg_ports protects it: the
- *    bits are a superset of rg_ports (a writer sets a bit before it
- *    protects the port, and clears it after it unprotects it), so a clear
- *    bit means "unprotected" for sure. Valid whatever the hints say.
+ *  - ports[] has a byte per TCP port, non-zero while rg_ports protects it,
+ *    indexed by the port as it sits in the packet (rg_sum_port(): no byte
+ *    swap on the path). The bytes are a superset of rg_ports (a writer
+ *    sets a byte before it protects the port, and clears it after it
+ *    unprotects it), so a zero byte means "unprotected" for sure. Valid
+ *    whatever the hints say.
  *  - RG_SUM_FAST says rg_config allows a drop without reading it:
  *    configured, reject = drop, and grant prefixes no shorter than a slot
  *    (IPv4 /16, IPv6 /32). Writers of rg_config clear it before a config
@@ -239,10 +241,22 @@ struct rg_summary {
 	__u32 hints;             /* RG_SUM_* */
 	__u32 ev_quiet;          /* jiffies (low 32 bits): drop events spent */
 	__u32 pad[14];           /* the header in a cache line of its own */
-	__u8 ports[65536 / 8];   /* bit (port & 7) of byte port / 8: maybe protected */
+	__u8 ports[65536];       /* by rg_sum_port(): maybe protected */
 	__u8 v4[RG_SUM_SLOTS];
 	__u8 v6[RG_SUM_SLOTS];
 };
+
+/* The index of a port (host order) in ports[]: the 16-bit value whose
+ * bytes in memory are the port in network order. */
+static inline __u16 rg_sum_port(__u16 port)
+{
+	union {
+		__u16 v;
+		__u8 b[2];
+	} u = { .b = { (__u8)(port >> 8), (__u8)port } };
+
+	return u.v;
+}
 
 /* RG_SUM_FAST for a config: what rg_fast() may assume without reading it. */
 static inline int rg_sum_fast_ok(const struct rg_config *c)
@@ -274,6 +288,6 @@ _Static_assert(sizeof(struct rg_config) == 32, "rg_config ABI");
 _Static_assert(sizeof(struct rg_counter) == 16, "rg_counter ABI");
 _Static_assert(sizeof(struct rg_drop_event) == 48, "rg_drop_event ABI");
 _Static_assert(sizeof(struct rg_evbucket) == 16, "rg_evbucket ABI");
-_Static_assert(sizeof(struct rg_summary) == 64 + 65536 / 8 + 2 * RG_SUM_SLOTS, "rg_summary ABI");
+_Static_assert(sizeof(struct rg_summary) == 64 + 65536 + 2 * RG_SUM_SLOTS, "rg_summary ABI");
 
 #endif /* RELAYGATE_MAPS_H */

@@ -327,15 +327,10 @@ static void summary_munmap(struct rg_summary *s)
 		munmap(s, summary_map_len());
 }
 
-/* The summary's bit of a port (see RG_SUM_FAST and ports[] in relaygate.h). */
+/* The summary's byte of a port (see ports[] in relaygate.h). */
 static void summary_port(struct rg_summary *s, unsigned port, bool on)
 {
-	__u8 bit = (__u8)(1U << (port % 8));
-
-	if (on)
-		__atomic_fetch_or(&s->ports[port / 8], bit, __ATOMIC_SEQ_CST);
-	else
-		__atomic_fetch_and(&s->ports[port / 8], (__u8)~bit, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&s->ports[rg_sum_port((__u16)port)], on, __ATOMIC_SEQ_CST);
 }
 
 static void summary_hint(struct rg_summary *s, __u32 bit, bool on)
@@ -915,7 +910,7 @@ out:
 	return rc;
 }
 
-/* Protect exactly ports[n] in rg_ports (fd), with the summary's port bits
+/* Protect exactly ports[n] in rg_ports (fd), with the summary's port bytes
  * kept a superset of it (relaygate.h). */
 static int ports_set_fd(int fd, struct rg_summary *s, const uint16_t *ports, size_t n,
 			char *err, size_t errlen)
@@ -944,8 +939,9 @@ static int ports_set_fd(int fd, struct rg_summary *s, const uint16_t *ports, siz
 	for (i = 0; i < n; i++)
 		want[ports[i]] = 1;
 	/* New first, then clear the old: a port in both sets stays protected.
-	 * A summary bit is set before its port is protected and cleared after
-	 * it is not; a bit a crash left set is cleared by the next rebuild. */
+	 * A port's summary byte is set before the port is protected and
+	 * cleared after it is not; one a crash left set is cleared by the
+	 * next rebuild. */
 	for (p = 1; p < NPORTS; p++) {
 		if (!want[p])
 			continue;
@@ -1095,9 +1091,9 @@ static bool map_empty(int fd, size_t key_size)
 	return bpf_map_get_next_key(fd, NULL, k) && errno == ENOENT;
 }
 
-/* The port bits again from rg_ports: set for every protected port, clear
- * for the rest (a bit left set by a writer that died). Under the lock:
- * no other writer of rg_ports runs. */
+/* The port bytes again from rg_ports: set for every protected port, clear
+ * for the rest (one left set by a writer that died). Under the lock: no
+ * other writer of rg_ports runs. */
 static int summary_ports_sync(struct rg_gate *g)
 {
 	__u8 *set = malloc(NPORTS);
@@ -1112,7 +1108,7 @@ static int summary_ports_sync(struct rg_gate *g)
 		return gfail(g, rc, "reading %s: %s", RG_MAP_PORTS, strerror(-rc));
 	}
 	for (p = 0; p < NPORTS; p++)
-		if (!!(g->sum->ports[p / 8] & (1U << (p % 8))) != !!set[p])
+		if (!!g->sum->ports[rg_sum_port((__u16)p)] != !!set[p])
 			summary_port(g->sum, p, set[p]);
 	free(set);
 	return 0;

@@ -325,20 +325,20 @@ static inline int h_cfg(struct harness *h, uint32_t flags, uint32_t v4p, uint32_
 	return h_config(h, &c);
 }
 
-/* rg_ports[port] = on, with the summary's port bit set before a port is
- * protected and cleared after it is not (whether the summary is on or
- * not: the straight-line path reads the bits either way). */
+/* rg_ports[port] = on, with the summary's byte for the port (indexed by
+ * the port in network order) set before a port is protected and cleared
+ * after it is not, whether the summary is on or not: the straight-line
+ * path reads the bytes either way. */
 static inline int h_port(struct harness *h, uint16_t port, bool on)
 {
-	uint8_t bit = (uint8_t)(1u << (port % 8));
 	uint32_t k = port, v = on;
 	int err;
 
 	if (h->sum && on)
-		h->sum->ports[port / 8] |= bit;
+		h->sum->ports[htons(port)] = 1;
 	err = h_update(h->ports_fd, &k, &v, RG_MAP_PORTS);
 	if (h->sum && !on && !err)
-		h->sum->ports[port / 8] &= (uint8_t)~bit;
+		h->sum->ports[htons(port)] = 0;
 	if (!err) {
 		if (on)
 			h->ports_on[port / 8] |= (uint8_t)(1u << (port % 8));

@@ -316,8 +316,9 @@ static void grant(const char *s, int64_t ttl_ns)
 static int events;
 static struct rg_drop_event last_ev;
 
-/* rg_summary with these hints, no slot set, and the port bits of the
- * protected ports (465, 587) as userspace keeps them. */
+/* rg_summary with these hints, no slot set, and the port bytes of the
+ * protected ports (465, 587; indexed in network order) as userspace
+ * keeps them. */
 static void summary_set(struct relaygate *skel, uint32_t hints)
 {
 	struct rg_summary *sum = calloc(1, sizeof(*sum));
@@ -325,8 +326,8 @@ static void summary_set(struct relaygate *skel, uint32_t hints)
 
 	if (sum) {
 		sum->hints = hints;
-		sum->ports[465 / 8] |= 1u << (465 % 8);
-		sum->ports[587 / 8] |= 1u << (587 % 8);
+		sum->ports[htons(465)] = 1;
+		sum->ports[htons(587)] = 1;
 	}
 	if (!sum || bpf_map_update_elem(bpf_map__fd(skel->maps.rg_summary), &zero, sum, BPF_ANY))
 		printf("# summary_set: %s\n", strerror(errno));
@@ -444,7 +445,7 @@ int main(void)
 	struct rg_config cfg = { .abi_version = RG_ABI_VERSION, .v4_prefix = 32, .v6_prefix = 64 };
 	map_set(skel->maps.rg_config, &zero, &cfg);
 	uint32_t port = 587;
-	summary_set(skel, 0);           /* the port bit before the port */
+	summary_set(skel, 0);           /* the port's byte before the port */
 	map_set(skel->maps.rg_ports, &port, &one);
 	rb = ring_buffer__new(bpf_map__fd(skel->maps.rg_events), on_event, NULL, NULL);
 	t_ok(rb != NULL, "ring buffer opens");

@@ -13,6 +13,7 @@
  * Error reporting is therefore paused while a map test runs; leaks are
  * still checked at exit, and the ASan build checks these tests fully.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -600,13 +601,14 @@ static void test_ports(void **state)
 	assert_int_equal(v, 0);
 }
 
+/* The summary's byte for a port: indexed by the port in network order. */
 static bool port_bit(const struct rg_gate *g, unsigned port)
 {
-	return g->sum->ports[port / 8] & (1u << (port % 8));
+	return g->sum->ports[htons((uint16_t)port)];
 }
 
-/* The summary's port bits follow rg_ports (the straight-line path passes
- * a port whose bit is clear), and a rebuild clears a stray bit. */
+/* The summary's port bytes follow rg_ports (the straight-line path passes
+ * a port whose byte is clear), and a rebuild clears a stray one. */
 static void test_ports_summary(void **state)
 {
 	static const uint16_t set1[] = { 587, 25, 465 }, set2[] = { 2525 };
@@ -622,12 +624,12 @@ static void test_ports_summary(void **state)
 		n += port_bit(g, p);
 	assert_int_equal(n, 1);
 	assert_true(port_bit(g, 2525));
-	/* A refused set changes no bit. */
+	/* A refused set changes no byte. */
 	assert_int_equal(rg_ports_set(g, set1, 0), -EINVAL);
 	assert_true(port_bit(g, 2525) && !port_bit(g, 587));
-	/* A bit left behind (a writer that died between its two steps) is
-	 * gone after a rebuild; a protected port's bit stays. */
-	g->sum->ports[80 / 8] |= 1u << (80 % 8);
+	/* A byte left behind (a writer that died between its two steps) is
+	 * gone after a rebuild; a protected port's byte stays. */
+	g->sum->ports[htons(80)] = 1;
 	assert_int_equal(rg_gate_lock(g), 0);
 	assert_int_equal(rg_summary_rebuild(g), 0);
 	rg_gate_unlock(g);
