@@ -612,7 +612,9 @@ static __always_inline __u32 rg_rst6(void *data, void *data_end, __u32 l2len, co
  * fragment, not IPv4-mapped, a whole TCP header)
  *  - to a port whose byte in the summary is clear passes as unprotected
  *    (RG_FAST_PASS): the rest of the host pays one array lookup and a
- *    byte load for the gate;
+ *    byte load for the gate; so does plain IPv4 or IPv6 that is not TCP
+ *    (UDP, ICMP, ...; not IPv4 AH nor an IPv6 extension header, behind
+ *    which TCP may hide);
  *  - a SYN to a protected port, while the summary is on, no interface is
  *    trusted, the config allows it (RG_SUM_FAST) and the source's slot is
  *    clear, is dropped as unauthorised (RG_FAST_DROP): a flood from
@@ -643,6 +645,10 @@ static __always_inline int rg_fast(void *ctx, const int tc)
 	__u32 zero = 0, top, port, w;
 	int is6;
 
+	/* First, while nothing but ctx is live across the call. */
+	sum = bpf_map_lookup_elem(&rg_summary, &zero);
+	if (!sum)
+		return 0;
 	if (tc) {
 		data = (void *)(long)((struct __sk_buff *)ctx)->data;
 		data_end = (void *)(long)((struct __sk_buff *)ctx)->data_end;
@@ -657,13 +663,16 @@ static __always_inline int rg_fast(void *ctx, const int tc)
 	if (w == bpf_htons(ETH_P_IP)) {
 		struct iphdr *iph = data + sizeof(struct ethhdr);
 
-		/* version 4 without options; in one word (frag_off, ttl,
-		 * protocol: through a void pointer, or the compiler splits
-		 * the load at frag_off's 2-byte alignment): not a fragment
-		 * (MF, offset), TCP */
-		if (*(__u8 *)iph != 0x45 ||
-		    (*(__u32 *)((void *)iph + offsetof(struct iphdr, frag_off)) &
-		     bpf_htonl((RG_IP_MF | RG_IP_OFFSET) << 16 | 0xff)) != bpf_htonl(IPPROTO_TCP))
+		if (*(__u8 *)iph != 0x45)       /* version 4 without options */
+			return 0;
+		if (iph->protocol != IPPROTO_TCP) {
+			/* not ours, whole or fragment (the general path
+			 * passes both); but AH may carry TCP */
+			if (iph->protocol == IPPROTO_AH)
+				return 0;
+			goto unprotected;
+		}
+		if (iph->frag_off & bpf_htons(RG_IP_MF | RG_IP_OFFSET))
 			return 0;
 		th = (void *)(iph + 1);
 		top = iph->saddr;
@@ -671,23 +680,26 @@ static __always_inline int rg_fast(void *ctx, const int tc)
 	} else if (w == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6h = data + sizeof(struct ethhdr);
 
+		if (ip6h->version != 6)
+			return 0;
+		if (ip6h->nexthdr != IPPROTO_TCP) {
+			/* an upper-layer protocol other than TCP, where the
+			 * general path's walk stops at once: not ours */
+			if (ip6h->nexthdr < 64 && ((1ULL << ip6h->nexthdr) & RG_IP6_EXT_SET))
+				return 0;
+			goto unprotected;
+		}
 		th = (void *)(ip6h + 1);
-		if ((void *)(th + 1) > data_end || ip6h->version != 6 ||
-		    ip6h->nexthdr != IPPROTO_TCP || rg_v4mapped(ip6h->saddr.in6_u.u6_addr32))
+		if ((void *)(th + 1) > data_end || rg_v4mapped(ip6h->saddr.in6_u.u6_addr32))
 			return 0;
 		top = ip6h->saddr.in6_u.u6_addr32[0];
 		is6 = 1;
 	} else {
 		return 0;
 	}
-	sum = bpf_map_lookup_elem(&rg_summary, &zero);
-	if (!sum)
-		return 0;
 	port = th->dest;        /* network order: ports[] is indexed so */
-	if (!sum->ports[port & 0xffff]) {
-		rg_count(RG_STAT_PASS_UNPROTECTED, rg_fast_len(ctx, data, data_end, tc));
-		return RG_FAST_PASS;
-	}
+	if (!sum->ports[port & 0xffff])
+		goto unprotected;
 	/* Bytes 12-13 of the TCP header in one load: the data offset (high
 	 * nibble of 12) and the flags (13). SYN without ACK, and the whole
 	 * header with its options in the packet. */
@@ -729,6 +741,10 @@ static __always_inline int rg_fast(void *ctx, const int tc)
 		rg_event(RG_STAT_DROP_UNAUTH, &f);
 	}
 	return RG_FAST_DROP;
+
+unprotected:
+	rg_count(RG_STAT_PASS_UNPROTECTED, rg_fast_len(ctx, data, data_end, tc));
+	return RG_FAST_PASS;
 }
 
 /*

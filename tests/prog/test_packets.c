@@ -280,6 +280,24 @@ static void m_syn(struct pkt *p) { mapped(p); }
 
 /* --- Raw edits after the build ---------------------------------------- */
 
+/* An IPsec AH header (12 bytes, no ICV) between IPv4 and the transport
+ * header: the gate looks through it (bpf/parse.h rg_skip_ah4). */
+static void ed_ah4(uint8_t *b, size_t *len, const struct pkt_layout *lo)
+{
+	uint8_t *ah = b + lo->l4;
+
+	memmove(ah + 12, ah, *len - lo->l4);
+	memset(ah, 0, 12);
+	ah[0] = b[lo->l3 + 9];          /* next header: the transport */
+	ah[1] = 1;                      /* (12 / 4) - 2 */
+	pkt_put32(ah, 4, 0x1000);       /* SPI */
+	pkt_put32(ah, 8, 1);            /* sequence */
+	b[lo->l3 + 9] = 51;
+	pkt_put16(b, lo->l3 + 2, (uint16_t)(pkt_get16(b, lo->l3 + 2) + 12));
+	pkt_fix_ip4_csum(b, lo->l3);
+	*len += 12;
+}
+
 static void ed_ihl4(uint8_t *b, size_t *len, const struct pkt_layout *lo)
 {
 	(void)len;
@@ -398,6 +416,11 @@ static const struct row rows[] = {
 	{ "v4 port 2525 protected by rg_ports", v4_syn_2525, .port_on = 2525,
 	  EXPECT(DROP, DROP_UNAUTH) },
 	{ "v4 UDP to 587", v4_udp, EXPECT(PASS, PASS_UNPROTECTED) },
+	{ "v4 AH + TCP SYN to 587, unauthorised: judged through AH", v4_syn, .edit = ed_ah4,
+	  EXPECT(DROP, DROP_UNAUTH) },
+	{ "v4 AH + TCP SYN to 587, granted", v4_syn, .edit = ed_ah4, G(C4),
+	  EXPECT(PASS, PASS_GRANT) },
+	{ "v4 AH + UDP to 587", v4_udp, .edit = ed_ah4, EXPECT(PASS, PASS_UNPROTECTED) },
 	{ "v4 ICMP echo", v4_icmp, EXPECT(PASS, PASS_UNPROTECTED) },
 	{ "ARP request", arp, EXPECT(PASS, PASS_UNPROTECTED) },
 	{ "LLDP frame (not IP)", lldp, EXPECT(PASS, PASS_UNPROTECTED) },
