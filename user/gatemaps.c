@@ -2491,24 +2491,26 @@ struct gate_undo {
 	struct rg_config old_cfg;
 	uint16_t *old_ports;         /* non-NULL: ports were replaced */
 	size_t n_old_ports;
+	struct rg_summary *sum;      /* the summary, mapped while the undo may run */
 };
 
 static void undo_free(struct gate_undo *u)
 {
 	free(u->old_ports);
+	summary_munmap(u->sum);
 	memset(u, 0, sizeof(*u));
 }
 
-static void undo_apply(struct gate_undo *u, struct relaygate *skel, struct rg_summary *s)
+static void undo_apply(struct gate_undo *u, struct relaygate *skel)
 {
 	char ignore[8];
 
-	if (!s)
-		return;
+	if (!u->sum)
+		return;         /* gate_load changed nothing */
 	if (u->cfg_changed)
-		config_put(bpf_map__fd(skel->maps.rg_config), s, &u->old_cfg);
+		config_put(bpf_map__fd(skel->maps.rg_config), u->sum, &u->old_cfg);
 	if (u->old_ports)
-		ports_set_fd(bpf_map__fd(skel->maps.rg_ports), s, u->old_ports, u->n_old_ports,
+		ports_set_fd(bpf_map__fd(skel->maps.rg_ports), u->sum, u->old_ports, u->n_old_ports,
 			     ignore, sizeof(ignore));
 }
 
@@ -2559,7 +2561,8 @@ static int gate_load(const char *pin_dir, const struct rg_load_opts *o, enum loa
 {
 	LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = pin_dir);
 	struct rg_load_opts defaults = { 0 };
-	struct rg_summary *sum = NULL;
+	struct rg_config fresh;         /* the config of a fresh set */
+	struct rg_summary *sum;
 	struct relaygate *skel;
 	struct pinned p;
 	size_t i;
@@ -2568,6 +2571,14 @@ static int gate_load(const char *pin_dir, const struct rg_load_opts *o, enum loa
 	*out = NULL;
 	if (!o)
 		o = &defaults;
+	fresh = (struct rg_config){
+		.abi_version = RG_ABI_VERSION,
+		.flags = o->reject_rst ? RG_CFG_REJECT_RST : 0,
+		.v4_prefix = o->v4_prefix ? o->v4_prefix : 32,
+		.v6_prefix = o->v6_prefix ? o->v6_prefix : 64,
+		.event_interval = RG_EVENT_INTERVAL_DEFAULT_NS,
+		.event_burst = RG_EVENT_BURST_DEFAULT,
+	};
 	skel = relaygate__open_opts(&oo);
 	if (!skel)
 		return fail(err, errlen, -errno, "opening the BPF object: %s", strerror(errno));
@@ -2594,26 +2605,8 @@ static int gate_load(const char *pin_dir, const struct rg_load_opts *o, enum loa
 			     strerror(-rc));
 		goto fail;
 	}
-	if (p.configured) {
-		sum = summary_mmap(bpf_map__fd(skel->maps.rg_summary));
-		if (!sum) {
-			rc = fail(err, errlen, -errno, "%s/%s: mmap: %s", pin_dir, RG_MAP_SUMMARY,
-				  strerror(errno));
-			goto fail;
-		}
-	}
 	if (!p.configured) {
-		struct rg_config c = {
-			.abi_version = RG_ABI_VERSION,
-			.flags = o->reject_rst ? RG_CFG_REJECT_RST : 0,
-			.v4_prefix = o->v4_prefix ? o->v4_prefix : 32,
-			.v6_prefix = o->v6_prefix ? o->v6_prefix : 64,
-			.event_interval = RG_EVENT_INTERVAL_DEFAULT_NS,
-			.event_burst = RG_EVENT_BURST_DEFAULT,
-		};
-		static const uint16_t def_ports[] = { 465, 587 };
-
-		rc = config_valid(&c, err, errlen);
+		rc = config_valid(&fresh, err, errlen);
 		if (rc)
 			goto fail;
 		/* Fresh maps are empty: the prefilter is on with no slot set,
@@ -2621,19 +2614,26 @@ static int gate_load(const char *pin_dir, const struct rg_load_opts *o, enum loa
 		rc = summary_init(bpf_map__fd(skel->maps.rg_summary), err, errlen);
 		if (rc)
 			goto fail;
-		sum = summary_mmap(bpf_map__fd(skel->maps.rg_summary));
-		if (!sum) {
-			rc = fail(err, errlen, -errno, "%s/%s: mmap: %s", pin_dir, RG_MAP_SUMMARY,
-				  strerror(errno));
-			goto fail;
-		}
+	}
+	/* The summary is kept beside rg_ports and rg_config (relaygate.h),
+	 * mapped until the undo is freed: an attach that fails after this
+	 * load puts both back through it. */
+	undo->sum = sum = summary_mmap(bpf_map__fd(skel->maps.rg_summary));
+	if (!sum) {
+		rc = fail(err, errlen, -errno, "%s/%s: mmap: %s", pin_dir, RG_MAP_SUMMARY,
+			  strerror(errno));
+		goto fail;
+	}
+	if (!p.configured) {
+		static const uint16_t def_ports[] = { 465, 587 };
+
 		/* Ports before the config: the config's ABI version marks the
 		 * set as complete. */
 		rc = ports_set_fd(bpf_map__fd(skel->maps.rg_ports), sum,
 				  o->ports ? o->ports : def_ports, o->ports ? o->nports : 2, err, errlen);
 		if (rc)
 			goto fail;
-		rc = config_put(bpf_map__fd(skel->maps.rg_config), sum, &c);
+		rc = config_put(bpf_map__fd(skel->maps.rg_config), sum, &fresh);
 		if (rc) {
 			fail(err, errlen, rc, "writing %s: %s", RG_MAP_CONFIG, strerror(-rc));
 			goto fail;
@@ -2667,13 +2667,11 @@ static int gate_load(const char *pin_dir, const struct rg_load_opts *o, enum loa
 			}
 		}
 	}
-	summary_munmap(sum);
 	*out = skel;
 	return 0;
 fail:
-	undo_apply(undo, skel, sum);
+	undo_apply(undo, skel);
 	undo_free(undo);
-	summary_munmap(sum);
 	relaygate__destroy(skel);
 	return rc;
 }
@@ -2930,12 +2928,8 @@ int rg_gate_attach(const char *pin_dir, const char *ifname, enum rg_mode mode,
 		rc = attach_tc(pin_dir, ifname, ifindex, skel, err, errlen);
 	else
 		rc = attach_xdp(pin_dir, ifname, ifindex, mode, skel, err, errlen);
-	if (rc) {
-		struct rg_summary *sum = summary_mmap(bpf_map__fd(skel->maps.rg_summary));
-
-		undo_apply(&undo, skel, sum);
-		summary_munmap(sum);
-	}
+	if (rc)
+		undo_apply(&undo, skel);
 	undo_free(&undo);
 	relaygate__destroy(skel);
 out:
