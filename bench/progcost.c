@@ -741,7 +741,7 @@ static void bench_size(uint32_t N, struct prog *progs, int nprogs, int ncpu)
 		       bpf_map__fd(skel->maps.rg_summary), 0);
 	if (sum_map == MAP_FAILED)
 		die("rg_summary: mmap: %s", strerror(errno));
-	/* each port's summary bit, then the port (relaygate.h) */
+	/* each port's summary byte, then the port (relaygate.h) */
 	sum_map->ports[htons(465)] = 1;
 	sum_map->ports[htons(587)] = 1;
 	put_u32(bpf_map__fd(skel->maps.rg_ports), 465, 1, "rg_ports");

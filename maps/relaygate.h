@@ -26,7 +26,7 @@
 #include <linux/types.h>
 
 #define RG_ABI_VERSION 3   /* 2: rg_summary; empty-map hints moved there.
-                              3: rg_summary: ports bitmap, RG_SUM_FAST, ev_quiet */
+                              3: rg_summary: port bytes, RG_SUM_FAST, ev_quiet, 256 KiB */
 
 /* Map names (= pin names under the pin directory). */
 #define RG_MAP_CONFIG  "rg_config"  /* ARRAY[1] of struct rg_config */
@@ -213,7 +213,8 @@ struct rg_drop_event {
  * writers need no lock). Slots are cleared and the empty-map hints set
  * only by a rebuild, which holds the pin-dir lock and runs in the one
  * process that writes without it (relaygated), and which clears RG_SUM_ON
- * while it works. All zero (a fresh map) means "no prefilter, look everything up".
+ * while it works. All zero (a fresh map) means "no prefilter, look
+ * everything up".
  *
  * For the straight-line path (bpf/gate.h rg_fast), which reads nothing
  * but this map and rg_stats on its way to a drop:
