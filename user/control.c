@@ -842,9 +842,8 @@ void rg_control_metrics(const struct rg_control *c, struct rg_mbuf *b)
 	rg_metric_u64_l1(b, reqs, "result", "malformed", s.rejected);
 	rg_metric_u64_l1(b, reqs, "result", "failed", s.failed);
 	rg_metric_u64_l1(b, reqs, "result", "rate_limited", s.rate_limited);
-	rg_metric_family(b, "relaygate_control_clients", "gauge",
-			 "Control socket clients connected now.");
-	rg_metric_u64(b, "relaygate_control_clients", s.clients);
+	rg_metric_one(b, "relaygate_control_clients", "gauge",
+		      "Control socket clients connected now.", s.clients);
 }
 
 /* mkdir -p of the directory holding path. */

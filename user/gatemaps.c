@@ -971,13 +971,13 @@ int rg_ports_set(struct rg_gate *g, const uint16_t *ports, size_t n)
 	return ports_set_fd(g->ports_fd, g->sum, ports, n, g->err, sizeof(g->err));
 }
 
-int rg_ports_list(struct rg_gate *g, uint16_t *ports, size_t max)
+/* rg_ports read whole: *out[port] != 0 where protected (caller frees). */
+static int ports_snapshot(struct rg_gate *g, __u8 **out)
 {
 	__u8 *set = malloc(NPORTS);
-	size_t n = 0;
-	unsigned p;
 	int rc;
 
+	*out = NULL;
 	if (!set)
 		return gfail(g, -ENOMEM, "ports: out of memory");
 	rc = ports_read_fd(g->ports_fd, set);
@@ -985,6 +985,20 @@ int rg_ports_list(struct rg_gate *g, uint16_t *ports, size_t max)
 		free(set);
 		return gfail(g, rc, "reading %s: %s", RG_MAP_PORTS, strerror(-rc));
 	}
+	*out = set;
+	return 0;
+}
+
+int rg_ports_list(struct rg_gate *g, uint16_t *ports, size_t max)
+{
+	size_t n = 0;
+	unsigned p;
+	__u8 *set;
+	int rc;
+
+	rc = ports_snapshot(g, &set);
+	if (rc)
+		return rc;
 	for (p = 1; p < NPORTS; p++) {
 		if (!set[p])
 			continue;
@@ -1096,17 +1110,13 @@ static bool map_empty(int fd, size_t key_size)
  * other writer of rg_ports runs. */
 static int summary_ports_sync(struct rg_gate *g)
 {
-	__u8 *set = malloc(NPORTS);
 	unsigned p;
+	__u8 *set;
 	int rc;
 
-	if (!set)
-		return gfail(g, -ENOMEM, "summary: out of memory");
-	rc = ports_read_fd(g->ports_fd, set);
-	if (rc) {
-		free(set);
-		return gfail(g, rc, "reading %s: %s", RG_MAP_PORTS, strerror(-rc));
-	}
+	rc = ports_snapshot(g, &set);
+	if (rc)
+		return rc;
 	for (p = 0; p < NPORTS; p++)
 		if (!!g->sum->ports[rg_sum_port((__u16)p)] != !!set[p])
 			summary_port(g->sum, p, set[p]);

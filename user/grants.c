@@ -736,27 +736,21 @@ void rg_grants_metrics(struct rg_grants *gr, struct rg_mbuf *b)
 	if (!gr)
 		return;
 	rg_grants_get_stats(gr, &s);
-	rg_metric_family(b, "relaygate_grants_issued_total", "counter",
-			 "Grants created by a login.");
-	rg_metric_u64(b, "relaygate_grants_issued_total", s.grants_issued);
-	rg_metric_family(b, "relaygate_grants_extended_total", "counter",
-			 "Logins that refreshed an existing grant.");
-	rg_metric_u64(b, "relaygate_grants_extended_total", s.grants_extended);
-	rg_metric_family(b, "relaygate_denies_issued_total", "counter",
-			 "Sources denied after too many failed logins.");
-	rg_metric_u64(b, "relaygate_denies_issued_total", s.denies_issued);
-	rg_metric_family(b, "relaygate_denies_skipped_trusted_total", "counter",
-			 "Deny thresholds reached by sources in a trusted subnet (not denied).");
-	rg_metric_u64(b, "relaygate_denies_skipped_trusted_total", s.denies_trusted);
-	rg_metric_family(b, "relaygate_grant_errors_total", "counter",
-			 "Grant or deny writes that failed (see the log).");
-	rg_metric_u64(b, "relaygate_grant_errors_total", s.errors);
-	rg_metric_family(b, "relaygate_failure_sources", "gauge",
-			 "Sources with failed logins being counted now.");
-	rg_metric_u64(b, "relaygate_failure_sources", s.tracked);
-	rg_metric_family(b, "relaygate_failure_sources_evicted_total", "counter",
-			 "Failure records forgotten because the table was full.");
-	rg_metric_u64(b, "relaygate_failure_sources_evicted_total", s.evicted);
+	rg_metric_one(b, "relaygate_grants_issued_total", "counter",
+		      "Grants created by a login.", s.grants_issued);
+	rg_metric_one(b, "relaygate_grants_extended_total", "counter",
+		      "Logins that refreshed an existing grant.", s.grants_extended);
+	rg_metric_one(b, "relaygate_denies_issued_total", "counter",
+		      "Sources denied after too many failed logins.", s.denies_issued);
+	rg_metric_one(b, "relaygate_denies_skipped_trusted_total", "counter",
+		      "Deny thresholds reached by sources in a trusted subnet (not denied).",
+		      s.denies_trusted);
+	rg_metric_one(b, "relaygate_grant_errors_total", "counter",
+		      "Grant or deny writes that failed (see the log).", s.errors);
+	rg_metric_one(b, "relaygate_failure_sources", "gauge",
+		      "Sources with failed logins being counted now.", s.tracked);
+	rg_metric_one(b, "relaygate_failure_sources_evicted_total", "counter",
+		      "Failure records forgotten because the table was full.", s.evicted);
 	rg_metric_family(b, "relaygate_events_total", "counter",
 			 "Auth events received, by source and kind.");
 	rg_grants_foreach_source(gr, metrics_source, b);

@@ -123,6 +123,13 @@ void rg_metric_u64(struct rg_mbuf *b, const char *name, uint64_t v)
 	rg_mbuf_printf(b, "%s %llu\n", name, (unsigned long long)v);
 }
 
+void rg_metric_one(struct rg_mbuf *b, const char *name, const char *type,
+		   const char *help, uint64_t v)
+{
+	rg_metric_family(b, name, type, help);
+	rg_metric_u64(b, name, v);
+}
+
 void rg_metric_f(struct rg_mbuf *b, const char *name, double v)
 {
 	rg_mbuf_printf(b, "%s %.6f\n", name, v);
@@ -184,9 +191,9 @@ int rg_metrics_render_gate(struct rg_mbuf *b, struct rg_gate *g)
 			rg_metric_u64_l1(b, "relaygate_bytes_total", "reason",
 					 rg_stat_name(i), c[i].bytes);
 		/* Side counters, not verdicts. */
-		rg_metric_family(b, "relaygate_rst_sent_total", "counter",
-				 "RST+ACK answers sent to dropped SYNs (reject = rst).");
-		rg_metric_u64(b, "relaygate_rst_sent_total", c[RG_STAT_RST_SENT].packets);
+		rg_metric_one(b, "relaygate_rst_sent_total", "counter",
+			      "RST+ACK answers sent to dropped SYNs (reject = rst).",
+			      c[RG_STAT_RST_SENT].packets);
 		rg_metric_family(b, "relaygate_drop_events_lost_total", "counter",
 				 "Drop events the ring buffer refused (the drop itself was counted).");
 		rg_metric_u64(b, "relaygate_drop_events_lost_total",
@@ -226,16 +233,16 @@ int rg_metrics_render_gate(struct rg_mbuf *b, struct rg_gate *g)
 		struct rg_summary_info si;
 
 		rg_summary_info(g, &si);
-		rg_metric_family(b, "relaygate_summary_on", "gauge",
-				 "1 while the summary prefilter is on (0: every source is looked up).");
-		rg_metric_u64(b, "relaygate_summary_on", si.on);
+		rg_metric_one(b, "relaygate_summary_on", "gauge",
+			      "1 while the summary prefilter is on (0: every source is looked up).",
+			      si.on);
 		rg_metric_family(b, "relaygate_summary_slots", "gauge",
 				 "Summary slots (of 65536 per family) that hold entries.");
 		rg_metric_u64_l1(b, "relaygate_summary_slots", "family", "ipv4", si.v4_slots);
 		rg_metric_u64_l1(b, "relaygate_summary_slots", "family", "ipv6", si.v6_slots);
-		rg_metric_family(b, "relaygate_summary_fast_drop", "gauge",
-				 "1 while unauthorised SYNs from empty slots are dropped on the straight-line path.");
-		rg_metric_u64(b, "relaygate_summary_fast_drop", si.on && si.no_tiface && si.fast);
+		rg_metric_one(b, "relaygate_summary_fast_drop", "gauge",
+			      "1 while unauthorised SYNs from empty slots are dropped on the straight-line path.",
+			      si.on && si.no_tiface && si.fast);
 	}
 	return ret;
 }

@@ -43,6 +43,9 @@ void rg_metric_family(struct rg_mbuf *b, const char *name, const char *type,
 /* "name value", "name{k="v"} value", "name{k1="v1",k2="v2"} value".
  * Label values are escaped (\\, \", \n); keys must be valid names. */
 void rg_metric_u64(struct rg_mbuf *b, const char *name, uint64_t v);
+/* A family with one unlabelled sample: rg_metric_family + rg_metric_u64. */
+void rg_metric_one(struct rg_mbuf *b, const char *name, const char *type,
+		   const char *help, uint64_t v);
 void rg_metric_f(struct rg_mbuf *b, const char *name, double v);
 void rg_metric_u64_l1(struct rg_mbuf *b, const char *name,
 		      const char *k, const char *v, uint64_t val);

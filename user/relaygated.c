@@ -1479,12 +1479,10 @@ static void render(struct rg_mbuf *b, void *ctx)
 					 d->src[i]->fst.lag);
 	pthread_mutex_unlock(&d->lock);
 
-	rg_metric_family(b, "relaygate_drop_events_total", "counter",
-			 "Drop events read from the gate's ring buffer.");
-	rg_metric_u64(b, "relaygate_drop_events_total", s.drop_events);
-	rg_metric_family(b, "relaygate_drop_events_log_suppressed_total", "counter",
-			 "Drop events not logged (over the log rate limit).");
-	rg_metric_u64(b, "relaygate_drop_events_log_suppressed_total", s.drop_log_suppressed);
+	rg_metric_one(b, "relaygate_drop_events_total", "counter",
+		      "Drop events read from the gate's ring buffer.", s.drop_events);
+	rg_metric_one(b, "relaygate_drop_events_log_suppressed_total", "counter",
+		      "Drop events not logged (over the log rate limit).", s.drop_log_suppressed);
 	rg_metric_family(b, "relaygate_expired_total", "counter",
 			 "Grants and denies removed at their expiry.");
 	rg_metric_u64_l1(b, "relaygate_expired_total", "map", "grants", s.expired_grants);
@@ -1506,9 +1504,9 @@ static void render(struct rg_mbuf *b, void *ctx)
 			 "Configuration reloads (SIGHUP), by result.");
 	rg_metric_u64_l1(b, "relaygate_reloads_total", "result", "ok", s.reloads);
 	rg_metric_u64_l1(b, "relaygate_reloads_total", "result", "error", s.reload_errors);
-	rg_metric_family(b, "relaygate_push_events_dropped_total", "counter",
-			 "Pushed auth events lost because the daemon's queue was full.");
-	rg_metric_u64(b, "relaygate_push_events_dropped_total", s.evq_dropped);
+	rg_metric_one(b, "relaygate_push_events_dropped_total", "counter",
+		      "Pushed auth events lost because the daemon's queue was full.",
+		      s.evq_dropped);
 	if (s.policy_on) {
 		static const char n[] = "relaygate_policy_requests_total";
 
@@ -1528,9 +1526,8 @@ static void render(struct rg_mbuf *b, void *ctx)
 				 s.policy.timeouts);
 		rg_metric_u64_l1(b, "relaygate_policy_connections_total", "result", "idle_closed",
 				 s.policy.idle_closed);
-		rg_metric_family(b, "relaygate_policy_connections", "gauge",
-				 "Postfix policy connections open now.");
-		rg_metric_u64(b, "relaygate_policy_connections", s.policy.connections);
+		rg_metric_one(b, "relaygate_policy_connections", "gauge",
+			      "Postfix policy connections open now.", s.policy.connections);
 	}
 }
 
