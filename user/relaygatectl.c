@@ -29,6 +29,7 @@
 #include "duration.h"
 #include "gatemaps.h"
 #include "log.h"
+#include "metrics.h"
 
 #ifndef RELAYGATE_VERSION
 #define RELAYGATE_VERSION "0.1.0"
@@ -1526,60 +1527,29 @@ static int do_ports_list(int argc, char **argv)
 
 /* ----------------------------------------------------------------- stats */
 
-static void print_prometheus(struct rg_gate *g, const struct rg_counter *ctr)
+/* The gate's families exactly as relaygated's /metrics has them (one
+ * renderer, so a textfile collector and a scrape agree), and the
+ * attachments, which only the CLI reads. */
+static int print_prometheus(struct rg_gate *g)
 {
 	struct rg_attachment att[MAX_ATT];
-	struct fill fill[8];
-	size_t nfill, i;
-	int natt;
+	struct rg_mbuf b;
+	int natt, i, r;
 
-	printf("# HELP relaygate_packets_total Packets judged by the gate, by verdict reason.\n");
-	printf("# TYPE relaygate_packets_total counter\n");
-	for (i = 0; i < RG_VERDICT_MAX; i++)
-		printf("relaygate_packets_total{reason=\"%s\"} %llu\n", rg_stat_name((unsigned)i),
-		       (unsigned long long)ctr[i].packets);
-	printf("# HELP relaygate_bytes_total Bytes judged by the gate, by verdict reason.\n");
-	printf("# TYPE relaygate_bytes_total counter\n");
-	for (i = 0; i < RG_VERDICT_MAX; i++)
-		printf("relaygate_bytes_total{reason=\"%s\"} %llu\n", rg_stat_name((unsigned)i),
-		       (unsigned long long)ctr[i].bytes);
-	printf("# HELP relaygate_rst_sent_total RST+ACK answers sent to dropped SYNs.\n");
-	printf("# TYPE relaygate_rst_sent_total counter\n");
-	printf("relaygate_rst_sent_total %llu\n", (unsigned long long)ctr[RG_STAT_RST_SENT].packets);
-	printf("# HELP relaygate_events_lost_total Drop events the ring buffer refused.\n");
-	printf("# TYPE relaygate_events_lost_total counter\n");
-	printf("relaygate_events_lost_total %llu\n",
-	       (unsigned long long)ctr[RG_STAT_EVENTS_LOST].packets);
-
-	nfill = map_fill(g, fill);
-	printf("# HELP relaygate_map_entries Entries in a pinned map.\n");
-	printf("# TYPE relaygate_map_entries gauge\n");
-	for (i = 0; i < nfill; i++)
-		if (fill[i].entries >= 0)
-			printf("relaygate_map_entries{map=\"%s\"} %ld\n", fill[i].name, fill[i].entries);
-	printf("# HELP relaygate_map_max_entries Capacity of a pinned map.\n");
-	printf("# TYPE relaygate_map_max_entries gauge\n");
-	for (i = 0; i < nfill; i++)
-		if (fill[i].max >= 0)
-			printf("relaygate_map_max_entries{map=\"%s\"} %ld\n", fill[i].name, fill[i].max);
-
+	rg_mbuf_init(&b);
+	r = rg_metrics_render_gate(&b, g);
 	natt = rg_gate_attachments(opt.pin_dir, att, MAX_ATT);
-	printf("# HELP relaygate_attached Interfaces the gate is attached to (1: active).\n");
-	printf("# TYPE relaygate_attached gauge\n");
-	for (i = 0; natt > 0 && i < (size_t)natt; i++) {
-		/* Interface names are [^/\s] and at most 15 bytes; escape anyway. */
-		char esc[2 * IF_NAMESIZE + 1];
-		size_t j, k = 0;
-
-		for (j = 0; att[i].ifname[j] && k + 2 < sizeof(esc); j++) {
-			if (att[i].ifname[j] == '"' || att[i].ifname[j] == '\\')
-				esc[k++] = '\\';
-			esc[k++] = att[i].ifname[j];
-		}
-		esc[k] = '\0';
-		printf("relaygate_attached{interface=\"%s\",mode=\"%s\"} %d\n", esc,
-		       rg_mode_name(att[i].mode), att[i].prog_id ? 1 : 0);
-	}
+	rg_metric_family(&b, "relaygate_attached", "gauge",
+			 "Interfaces the gate is attached to (1: active).");
+	for (i = 0; i < natt; i++)
+		rg_metric_u64_l2(&b, "relaygate_attached", "interface", att[i].ifname, "mode",
+				 rg_mode_name(att[i].mode), att[i].prog_id ? 1 : 0);
+	if (b.oom)
+		r = -ENOMEM;
+	if (!r && fwrite(b.buf, 1, b.len, stdout) != b.len)
+		r = -EIO;
+	rg_mbuf_free(&b);
+	return r;
 }
 
 static void print_counters(const struct rg_counter *ctr)
@@ -1726,12 +1696,16 @@ static int do_stats(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	if (!watch_s) {
+		int r = 0;
+
 		if (prom)
-			print_prometheus(&g, cur);
+			r = print_prometheus(&g);
 		else
 			print_counters(cur);
+		if (r)
+			failed("stats --prometheus: %s", strerror(-r));
 		rg_gate_close(&g);
-		return EXIT_OK;
+		return r ? EXIT_FAIL : EXIT_OK;
 	}
 
 	memset(&sa, 0, sizeof(sa));

@@ -122,7 +122,14 @@ jq_check "stats --json: every reason with packets and bytes" \
 prom=$(ctl stats --prometheus)
 check "stats --prometheus: a counter line for each reason" bash -c 'for r in pass_iface pass_trusted pass_grant pass_flow drop_denied drop_unauth drop_malformed pass_unprotected; do grep -Eq "^relaygate_packets_total\{reason=\"$r\"\} [0-9]+$" <<<"$1" || exit 1; done' _ "$prom"
 check "stats --prometheus: HELP and TYPE for each family" bash -c 'for m in relaygate_packets_total relaygate_bytes_total relaygate_map_entries relaygate_map_max_entries; do grep -q "^# HELP $m " <<<"$1" && grep -q "^# TYPE $m " <<<"$1" || exit 1; done' _ "$prom"
-check "stats --prometheus: map fill gauges" bash -c 'grep -Eq "^relaygate_map_entries\{map=\"rg_grants\"\} 1$" <<<"$1" && grep -Eq "^relaygate_map_max_entries\{map=\"rg_grants\"\} 262144$" <<<"$1"' _ "$prom"
+check "stats --prometheus: map fill gauges" bash -c 'grep -Eq "^relaygate_map_entries\{map=\"grants\"\} 1$" <<<"$1" && grep -Eq "^relaygate_map_max_entries\{map=\"grants\"\} 262144$" <<<"$1"' _ "$prom"
+check "stats --prometheus: side counters, the summary and the attachment" bash -c 'grep -Eq "^relaygate_rst_sent_total [0-9]+$" <<<"$1" &&
+	grep -Eq "^relaygate_drop_events_lost_total [0-9]+$" <<<"$1" &&
+	grep -Eq "^relaygate_summary_on [01]$" <<<"$1" &&
+	grep -Eq "^relaygate_summary_slots\{family=\"ipv4\"\} [1-9][0-9]*$" <<<"$1" &&
+	grep -Eq "^relaygate_summary_fast_drop [01]$" <<<"$1" &&
+	grep -qx "relaygate_attached{interface=\"v0\",mode=\"xdp\"} 1" <<<"$1"' _ "$prom"
+check_eq "stats --prometheus: each family's HELP once" "" "$(grep '^# HELP' <<<"$prom" | sort | uniq -d)"
 check "stats --prometheus: every line is a comment or a sample" bash -c '! grep -Ev "^(# (HELP|TYPE) [a-z_]+ .+|[a-z_]+(\{[a-z_]+=\"[^\"]*\"(,[a-z_]+=\"[^\"]*\")*\})? [0-9]+)$" <<<"$1"' _ "$prom"
 check "stats (text) has a row per reason" bash -c 'o=$("$@" stats) && [ "$(grep -cE "^(pass|drop)_[a-z]+ +[0-9]+ +[0-9]+$" <<<"$o")" -eq 8 ]' _ nsenter --net="/run/netns/$NS" "$CTL" --pin-dir "$PIN"
 

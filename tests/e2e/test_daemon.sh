@@ -350,6 +350,13 @@ check "... push source requests" grep -qE '^relaygate_authpolicy_requests_total\
 check "... policy answers (counted each second)" lab_poll 2 eval "metrics | grep -qE '^relaygate_policy_requests_total\{answer=\"ok\"\} [2-9]'"
 check_eq "... in valid exposition format (each family's HELP once)" "" \
 	"$(grep '^# HELP' <<<"$m" | sort | uniq -d)"
+# relaygatectl stats --prometheus: the gate's families as /metrics has them
+# (the same HELP lines), plus the attachments
+p=$(ctl stats --prometheus)
+check_eq "relaygatectl stats --prometheus has /metrics' gate families, word for word" "" \
+	"$(comm -23 <(grep -E '^# HELP relaygate_(packets_total|bytes_total|rst_sent_total|drop_events_lost_total|map_entries|map_max_entries|summary_on|summary_slots|summary_fast_drop) ' <<<"$m" | sort) \
+		<(grep '^# HELP' <<<"$p" | sort))"
+check "... and no family /metrics lacks but the attachments" bash -c '[ -z "$(comm -13 <(grep "^# HELP" <<<"$1" | sort) <(grep "^# HELP" <<<"$2" | grep -v "^# HELP relaygate_attached " | sort))" ]' _ "$m" "$p"
 
 # --- real Dovecot (tests/e2e/mail.sh) ---------------------------------------
 
