@@ -567,19 +567,6 @@ static int collect_keys(int fd, void **out, size_t *n)
 	return 0;
 }
 
-long rg_map_count(int map_fd)
-{
-	void *keys;
-	size_t n;
-	int rc;
-
-	rc = collect_keys(map_fd, &keys, &n);
-	if (rc)
-		return rc;
-	free(keys);
-	return (long)n;
-}
-
 /* A map-full error in words: E2BIG (hash), ENOSPC (LPM trie), ENOMEM. */
 static bool is_full(int rc)
 {
@@ -641,6 +628,7 @@ static int dump_walk(int fd, size_t ksz, size_t vsz, void **keys, void **vals, s
  * arrays, with BPF_MAP_LOOKUP_BATCH; the key walk where the kernel has no
  * batch lookup for the map (EINVAL, ENOTSUPP). Bounded like collect_keys:
  * a walk that the daemon's deletes restart ends after max_entries * 2.
+ * keys NULL: only count them (*n), reading each chunk into one buffer.
  */
 static int map_dump(int fd, size_t ksz, size_t vsz, void **keys, void **vals, size_t *n)
 {
@@ -652,7 +640,11 @@ static int map_dump(int fd, size_t ksz, size_t vsz, void **keys, void **vals, si
 	void *in = NULL;
 	int rc, e;
 
-	*keys = *vals = NULL;
+	bool keep = keys != NULL;
+	size_t at;
+
+	if (keep)
+		*keys = *vals = NULL;
 	*n = 0;
 	rc = map_info(fd, &info);
 	if (rc)
@@ -662,8 +654,9 @@ static int map_dump(int fd, size_t ksz, size_t vsz, void **keys, void **vals, si
 		return -EINVAL;
 	limit = (size_t)info.max_entries * 2 + 16;
 	for (;;) {
-		if (cap - cnt < chunk) {
-			size_t ncap = cap * 2 > cnt + chunk ? cap * 2 : cnt + chunk;
+		at = keep ? cnt : 0;
+		if (cap - at < chunk) {
+			size_t ncap = !keep ? chunk : cap * 2 > cnt + chunk ? cap * 2 : cnt + chunk;
 
 			tmp = realloc(kb, ncap * ksz);
 			if (!tmp) {
@@ -680,7 +673,7 @@ static int map_dump(int fd, size_t ksz, size_t vsz, void **keys, void **vals, si
 			cap = ncap;
 		}
 		c = chunk;
-		rc = bpf_map_lookup_batch(fd, in, tok_out, kb + cnt * ksz, vb + cnt * vsz, &c, &bo);
+		rc = bpf_map_lookup_batch(fd, in, tok_out, kb + at * ksz, vb + at * vsz, &c, &bo);
 		e = errno;
 		if (!rc || e == ENOENT)
 			cnt += c;
@@ -694,7 +687,11 @@ static int map_dump(int fd, size_t ksz, size_t vsz, void **keys, void **vals, si
 			if (!in && !cnt && batch_unsupported(e)) {
 				free(kb);
 				free(vb);
-				return dump_walk(fd, ksz, vsz, keys, vals, n);
+				if (keep)
+					return dump_walk(fd, ksz, vsz, keys, vals, n);
+				rc = collect_keys(fd, &in, n);
+				free(in);
+				return rc;
 			}
 			rc = -e;
 			goto fail;
@@ -705,14 +702,42 @@ static int map_dump(int fd, size_t ksz, size_t vsz, void **keys, void **vals, si
 		in = tok_in;
 		chunk = BATCH_CHUNK;
 	}
-	*keys = kb;
-	*vals = vb;
+	if (keep) {
+		*keys = kb;
+		*vals = vb;
+	} else {
+		free(kb);
+		free(vb);
+	}
 	*n = cnt;
 	return 0;
 fail:
 	free(kb);
 	free(vb);
 	return rc;
+}
+
+/* Entries in a map now: batch reads into one buffer, or the key walk. */
+long rg_map_count(int map_fd)
+{
+	struct bpf_map_info info;
+	size_t n;
+	int rc;
+
+	rc = map_info(map_fd, &info);
+	if (rc)
+		return rc;
+	/* per-CPU values are value_size per CPU: not a map of ours, walk it */
+	if (info.type == BPF_MAP_TYPE_PERCPU_HASH || info.type == BPF_MAP_TYPE_LRU_PERCPU_HASH ||
+	    info.type == BPF_MAP_TYPE_PERCPU_ARRAY) {
+		void *keys;
+
+		rc = collect_keys(map_fd, &keys, &n);
+		free(keys);
+	} else {
+		rc = map_dump(map_fd, info.key_size, info.value_size, NULL, NULL, &n);
+	}
+	return rc ? rc : (long)n;
 }
 
 /*

@@ -702,6 +702,74 @@ static void test_stats(void **state)
 	assert_int_equal(ctr[RG_STAT_PASS_GRANT].packets, 0);
 }
 
+/* The key walk, as an oracle for rg_map_count. */
+static long walk_count(int fd, size_t ksz)
+{
+	char prev[64], next[64];
+	long n = 0;
+
+	assert_true(ksz <= sizeof(prev));
+	if (bpf_map_get_next_key(fd, NULL, next))
+		return errno == ENOENT ? 0 : -errno;
+	do {
+		n++;
+		memcpy(prev, next, ksz);
+	} while (!bpf_map_get_next_key(fd, prev, next));
+	return n;
+}
+
+/* rg_map_count reads in batches (first chunk 4096, then 65536): counts
+ * across several chunks of an LPM trie (the kernel's generic batch) and a
+ * hash map, a small hash, an array, and a per-CPU array (the walk). */
+static void test_map_count(void **state)
+{
+	enum { NT = 70000, NF = 20000 };
+	struct rg_gate *g = *state;
+	struct rg_lpm4 *t = calloc(NT, sizeof(*t));
+	struct rg_flow_key *fk = calloc(NF, sizeof(*fk));
+	struct rg_flow *fv = calloc(NF, sizeof(*fv));
+	__u32 one = 1, *tv = calloc(NT, sizeof(*tv)), n;
+	LIBBPF_OPTS(bpf_map_batch_opts, bo);
+	int i;
+
+	NEED_ROOT();
+	assert_non_null(t);
+	assert_non_null(fk);
+	assert_non_null(fv);
+	assert_non_null(tv);
+	assert_int_equal(rg_map_count(g->trust4_fd), 0);
+	assert_int_equal(rg_map_count(g->deny_fd), 0);
+	for (i = 0; i < NT; i++) {
+		t[i].prefixlen = 32;
+		memcpy(t[i].addr, &(__u32){ htonl(0x0a000000u + (unsigned)i) }, 4);
+	}
+	n = NT;
+	assert_int_equal(bpf_map_update_batch(g->trust4_fd, t, tv, &n, &bo), 0);
+	assert_int_equal(n, NT);
+	assert_int_equal(rg_map_count(g->trust4_fd), NT);
+	assert_int_equal(walk_count(g->trust4_fd, sizeof(*t)), NT);
+	for (i = 0; i < NF; i++) {
+		fk[i].family = RG_AF_INET;
+		memcpy(fk[i].saddr, &(__u32){ htonl(0xc6120000u + (unsigned)i) }, 4);
+		fk[i].sport = (__u16)(1024 + i % 50000);
+		fk[i].dport = 587;
+	}
+	n = NF;
+	assert_int_equal(bpf_map_update_batch(g->flows_fd, fk, fv, &n, &bo), 0);
+	assert_int_equal(rg_map_count(g->flows_fd), walk_count(g->flows_fd, sizeof(*fk)));
+	assert_true(rg_map_count(g->flows_fd) > NF / 2);        /* an LRU may evict some */
+	for (i = 1; i <= 3; i++)
+		assert_int_equal(bpf_map_update_elem(g->tiface_fd, &(__u32){ (__u32)i }, &one, BPF_ANY), 0);
+	assert_int_equal(rg_map_count(g->tiface_fd), 3);
+	assert_int_equal(rg_map_count(g->ports_fd), 65536);
+	assert_int_equal(rg_map_count(g->stats_fd), RG_STAT_MAX);
+	assert_true(rg_map_count(-1) < 0);
+	free(t);
+	free(tv);
+	free(fk);
+	free(fv);
+}
+
 /* ---------------------------------------------------------------- names */
 
 static void test_names(void **state)
@@ -749,6 +817,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ports_summary, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_fast_hint, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_map_count, setup, teardown),
 	};
 	gatefix_init("gatemaps");
 	return cmocka_run_group_tests(tests, NULL, NULL);
