@@ -685,12 +685,14 @@ static int map_dump(int fd, size_t ksz, size_t vsz, void **keys, void **vals, si
 				continue;
 			}
 			if (!in && !cnt && batch_unsupported(e)) {
+				void *walked;
+
 				free(kb);
 				free(vb);
 				if (keep)
 					return dump_walk(fd, ksz, vsz, keys, vals, n);
-				rc = collect_keys(fd, &in, n);
-				free(in);
+				rc = collect_keys(fd, &walked, n);
+				free(walked);
 				return rc;
 			}
 			rc = -e;
