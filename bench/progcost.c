@@ -16,8 +16,10 @@
  *   rg_xdp_full  the same with the summary off: every lookup made
  *   rg_tc    relaygate's TC program, summary on
  * with repeat R (-r, default 1e6), in rounds (-k, default 3): each round
- * runs every (program, class) once, in that order, so a slow moment of the
- * machine hits all of them alike. The median of the rounds is reported.
+ * runs every (program, class) once, so a slow moment of the machine hits
+ * all of them alike, starting one program later than the round before (no
+ * program always follows the same one). The median of the rounds is
+ * reported.
  *
  * Before timing, every relaygate class is run once and its verdict counter
  * checked (an unauthorised SYN must count drop_unauth, a trusted one
@@ -616,7 +618,10 @@ static void measure(uint32_t N, const struct prog *progs, int nprogs)
 	int p, c, k;
 
 	for (k = 0; k < opt.rounds; k++)
-		for (p = 0; p < nprogs; p++) {
+		for (int j = 0; j < nprogs; j++) {
+			/* each round starts one program later: no program always
+			 * runs right after the same other one */
+			p = (j + k) % nprogs;
 			set_flags(&progs[p]);
 			for (c = 0; c < NCLASS; c++) {
 				int err;
