@@ -208,6 +208,7 @@ struct daemon {
 	bool save_pending;
 	char save_err[512];
 	uint64_t save_err_ns;
+	struct saver *saver;             /* writes the state file; NULL: inline */
 
 	struct ratelim drop_rl, reject_rl;
 	struct dstats st;                /* main thread */
@@ -1132,31 +1133,205 @@ static void log_outside_changes(struct daemon *d, const struct rg_state *prev,
 	}
 }
 
-static void save_state(struct daemon *d, const struct rg_state *st)
+/* The outcome of the latest state file write: an error is logged once,
+ * again when it changes, and once a minute, and the next walk tries again;
+ * a success after one is logged too. */
+static void save_outcome(struct daemon *d, bool failed, const char *err)
 {
 	struct rg_state_clocks clk;
-	char err[512];
-	int r;
 
-	rg_state_clocks_now(&clk);
-	r = rg_state_save(d->cfg.grants.state_file, st, &clk, err, sizeof(err));
-	if (!r) {
-		d->st.state_saves++;
-		d->save_pending = false;
+	if (!failed) {
 		if (d->save_err[0]) {
 			rg_info("state file %s: saved again", d->cfg.grants.state_file);
 			d->save_err[0] = '\0';
 		}
 		return;
 	}
-	d->st.state_save_errors++;
-	/* Say it once, again when it changes, and once a minute. */
+	d->save_pending = true;
+	rg_state_clocks_now(&clk);
 	if (strcmp(err, d->save_err) || clk.boot_ns - d->save_err_ns >= SAVE_ERR_REPEAT_NS) {
 		rg_err("saving the state file: %s (grants will not survive a reboot until this works)",
 		       err);
 		snprintf(d->save_err, sizeof(d->save_err), "%s", err);
 		d->save_err_ns = clk.boot_ns;
 	}
+}
+
+/*
+ * The state file is written by a thread of its own (the saver), so that
+ * the event loop does not wait for the write and its two fsyncs: the walk
+ * hands over a copy of what it saw and goes on. A newer copy replaces one
+ * not yet written. Results come back to the loop (saver_poll: counted and
+ * logged there); a failed write leaves save_pending set, so the next walk
+ * hands over a new copy. At start and exit the walk waits for its write.
+ */
+struct saver {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct rg_state job;             /* the newest state not yet written */
+	char path[PATH_MAX];
+	bool have_job, stop;
+	uint64_t seq, done;              /* jobs handed over, jobs finished */
+	/* finished writes not yet seen by the loop, and the latest one */
+	uint64_t ok, failed;
+	bool last_failed;
+	char err[512];
+};
+
+static void *saver_main(void *arg)
+{
+	struct saver *sv = arg;
+
+	pthread_mutex_lock(&sv->mu);
+	for (;;) {
+		struct rg_state_clocks clk;
+		struct rg_state job;
+		char path[PATH_MAX], err[512];
+		uint64_t seq;
+		int r;
+
+		while (!sv->have_job && !sv->stop)
+			pthread_cond_wait(&sv->cv, &sv->mu);
+		if (!sv->have_job)
+			break;
+		job = sv->job;
+		memset(&sv->job, 0, sizeof(sv->job));
+		sv->have_job = false;
+		seq = sv->seq;
+		memcpy(path, sv->path, sizeof(path));
+		pthread_mutex_unlock(&sv->mu);
+
+		rg_state_clocks_now(&clk);
+		err[0] = '\0';
+		r = rg_state_save(path, &job, &clk, err, sizeof(err));
+		rg_state_free(&job);
+
+		pthread_mutex_lock(&sv->mu);
+		if (r) {
+			sv->failed++;
+			snprintf(sv->err, sizeof(sv->err), "%s", err);
+		} else {
+			sv->ok++;
+		}
+		sv->last_failed = r != 0;
+		sv->done = seq;
+		pthread_cond_broadcast(&sv->cv);
+	}
+	pthread_mutex_unlock(&sv->mu);
+	return NULL;
+}
+
+/* Start the saver; without it (no memory, no thread) saves run inline. */
+static void saver_start(struct daemon *d)
+{
+	struct saver *sv = calloc(1, sizeof(*sv));
+
+	if (!sv || pthread_mutex_init(&sv->mu, NULL)) {
+		free(sv);
+		rg_warn("state file writer: out of memory; the event loop writes it");
+		return;
+	}
+	if (pthread_cond_init(&sv->cv, NULL) || pthread_create(&sv->th, NULL, saver_main, sv)) {
+		pthread_mutex_destroy(&sv->mu);
+		free(sv);
+		rg_warn("state file writer: no thread; the event loop writes it");
+		return;
+	}
+	d->saver = sv;
+}
+
+/* The outcomes of the writes finished since the last call. */
+static void saver_poll(struct daemon *d)
+{
+	struct saver *sv = d->saver;
+	uint64_t ok, failed;
+	bool last_failed;
+	char err[512];
+
+	if (!sv)
+		return;
+	pthread_mutex_lock(&sv->mu);
+	ok = sv->ok;
+	failed = sv->failed;
+	last_failed = sv->last_failed;
+	sv->ok = sv->failed = 0;
+	memcpy(err, sv->err, sizeof(err));
+	pthread_mutex_unlock(&sv->mu);
+	d->st.state_saves += ok;
+	d->st.state_save_errors += failed;
+	if (ok || failed)
+		save_outcome(d, last_failed, err);
+}
+
+/* Write what is left, then end the thread. */
+static void saver_stop(struct daemon *d)
+{
+	struct saver *sv = d->saver;
+
+	if (!sv)
+		return;
+	pthread_mutex_lock(&sv->mu);
+	sv->stop = true;
+	pthread_cond_broadcast(&sv->cv);
+	pthread_mutex_unlock(&sv->mu);
+	pthread_join(sv->th, NULL);
+	saver_poll(d);
+	rg_state_free(&sv->job);
+	pthread_cond_destroy(&sv->cv);
+	pthread_mutex_destroy(&sv->mu);
+	free(sv);
+	d->saver = NULL;
+}
+
+/* A copy of st for the saver (wait: until it is written), or the write
+ * here when there is no saver or no memory for the copy. */
+static void save_state(struct daemon *d, const struct rg_state *st, bool wait)
+{
+	struct saver *sv = d->saver;
+	struct rg_state cp = { 0 };
+	char err[512];
+	int r;
+
+	if (sv) {
+		cp.grants = malloc((st->ngrants ? st->ngrants : 1) * sizeof(*cp.grants));
+		cp.denies = malloc((st->ndenies ? st->ndenies : 1) * sizeof(*cp.denies));
+		if (!cp.grants || !cp.denies) {
+			rg_state_free(&cp);
+			sv = NULL;
+		}
+	}
+	if (!sv) {
+		struct rg_state_clocks clk;
+
+		rg_state_clocks_now(&clk);
+		err[0] = '\0';
+		r = rg_state_save(d->cfg.grants.state_file, st, &clk, err, sizeof(err));
+		d->save_pending = false;
+		if (r)
+			d->st.state_save_errors++;
+		else
+			d->st.state_saves++;
+		save_outcome(d, r != 0, err);
+		return;
+	}
+	memcpy(cp.grants, st->grants, st->ngrants * sizeof(*cp.grants));
+	cp.ngrants = cp.grants_cap = st->ngrants;
+	memcpy(cp.denies, st->denies, st->ndenies * sizeof(*cp.denies));
+	cp.ndenies = cp.denies_cap = st->ndenies;
+	d->save_pending = false;
+	pthread_mutex_lock(&sv->mu);
+	rg_state_free(&sv->job);         /* an older state not yet written */
+	sv->job = cp;
+	snprintf(sv->path, sizeof(sv->path), "%s", d->cfg.grants.state_file);
+	sv->have_job = true;
+	sv->seq++;
+	pthread_cond_broadcast(&sv->cv);
+	while (wait && sv->done != sv->seq)
+		pthread_cond_wait(&sv->cv, &sv->mu);
+	pthread_mutex_unlock(&sv->mu);
+	if (wait)
+		saver_poll(d);
 }
 
 /*
@@ -1314,7 +1489,7 @@ static void walk_maps(struct daemon *d, bool force_save)
 		d->save_pending = true;
 	}
 	if (d->save_pending || force_save)
-		save_state(d, &w.cur);
+		save_state(d, &w.cur, force_save);
 	rg_state_free(&d->prev);
 	d->prev = w.cur;
 	d->have_prev = true;
@@ -1985,6 +2160,7 @@ static void tick(struct daemon *d)
 		exp = 0;
 	}
 	d->quarters += (unsigned)(exp < RG_TICKS_PER_SEC ? exp : RG_TICKS_PER_SEC);
+	saver_poll(d);
 	if (d->quarters < RG_TICKS_PER_SEC) {
 		/* Our own grants and denies reach the state file within a
 		 * tick, so even a late one-second round under load never
@@ -2145,6 +2321,7 @@ static void shutdown_all(struct daemon *d)
 		rg_evqueue_drain(d->evq, 0, on_push_event, d);
 	if (d->gate_open && d->grants)
 		walk_maps(d, true);
+	saver_stop(d);
 	pthread_mutex_lock(&d->lock);
 	d->gate_open = false;
 	pthread_mutex_unlock(&d->lock);
@@ -2242,6 +2419,7 @@ static int start(struct daemon *d, struct rg_config_file *cfg)
 	d->cfg = *cfg;
 	d->have_cfg = true;
 	memset(cfg, 0, sizeof(*cfg));
+	saver_start(d);
 	restore_state(d);
 	walk_maps(d, true);
 	summary_round(d, true);

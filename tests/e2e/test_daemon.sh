@@ -509,6 +509,20 @@ check "... the revocation is logged with address and user" lab_poll 3 grep -q "r
 lab_try "$LAB_CLIENT" "$LAB_MAIL4" 587 4
 check_eq "... the granted client connects" open "$LAB_RESULT"
 
+# The state file cannot be written (its path is a directory now): said
+# once and counted, the gate goes on; when it can again, the next walk
+# writes it and says so.
+e0=$(metrics | sed -n 's/^relaygate_state_saves_total{result="error"} //p')
+rm -f "$STATE" && mkdir "$STATE"
+check "a grant while the state file cannot be written" ctl grant add 198.18.0.77 --ttl 1h --user tess
+check "... the daemon says why" lab_poll 3 grep -q "saving the state file: state file $STATE: rename .*(the previous file is unchanged)" "$DLOG"
+check "... and counts it" lab_poll 2 eval "[ \"\$(metrics | sed -n 's/^relaygate_state_saves_total{result=\"error\"} //p')\" -gt ${e0:-0} ]"
+check "... the grant stands" has_grant 198.18.0.77
+rmdir "$STATE"
+check "... it can again: the next walk writes it and says so" lab_poll 3 grep -q "state file $STATE: saved again" "$DLOG"
+check "... with the grant" grep -q "^grant 198.18.0.77 .* tess\$" "$STATE"
+check_eq "... the failure was logged once" 1 "$(grep -c "saving the state file:" "$DLOG")"
+
 check "a grant through the control socket" "$LAB_CTL" --socket "$SOCK" event login 198.18.0.11 erin --service imap
 tg=$(lab_now_ms)
 sleep 1.2
