@@ -118,13 +118,14 @@ EOF
 		-t "$([ "$PREFILL" -gt 0 ] && echo 5000 || echo 1000)" \
 		-r "$RES/latency$TAG-raw-$k.txt")
 	local rc=$?
-	c1=$(awk '{ print $14 + $15 }' "/proc/$DPID/stat")
+	c1=$(awk '{ print $14 + $15 }' "/proc/$DPID/stat" 2>/dev/null)
 	t1=$(date +%s.%N)
 	kill -TERM "$DPID"
 	wait "$DPID" 2>/dev/null
 	DPID=
-	echo "$res cpu=$(awk -v c="$((c1 - c0))" -v hz="$(getconf CLK_TCK)" -v a="$t0" -v b="$t1" \
-		'BEGIN { printf "%.1f", 100 * c / hz / (b - a) }')%"
+	# the daemon gone meanwhile: no CPU figure (rc says what happened)
+	echo "$res cpu=$([ -n "$c1" ] && awk -v c="$((c1 - c0))" -v hz="$(getconf CLK_TCK)" -v a="$t0" -v b="$t1" \
+		'BEGIN { printf "%.1f", 100 * c / hz / (b - a) }' || echo 0)%"
 	return $rc
 }
 

@@ -552,9 +552,11 @@ static int run_once(const struct prog *p, const struct frame *f, uint32_t repeat
 			return -errno;
 		dt = i1.run_time_ns - i0.run_time_ns;
 		dn = i1.run_cnt - i0.run_cnt;
+		if (!dn)
+			return -ENODATA;        /* the stats did not count: not on */
 		/* hundredths of a ns: the program alone, with the stats'
 		 * own two clock reads, not test_run's loop */
-		*ns = dn ? (uint32_t)((dt * 100 + dn / 2) / dn) : 0;
+		*ns = (uint32_t)((dt * 100 + dn / 2) / dn);
 	}
 	return 0;
 }

@@ -1232,7 +1232,14 @@ static void saver_start(struct daemon *d)
 		rg_warn("state file writer: out of memory; the event loop writes it");
 		return;
 	}
-	if (pthread_cond_init(&sv->cv, NULL) || pthread_create(&sv->th, NULL, saver_main, sv)) {
+	if (pthread_cond_init(&sv->cv, NULL)) {
+		pthread_mutex_destroy(&sv->mu);
+		free(sv);
+		rg_warn("state file writer: no thread; the event loop writes it");
+		return;
+	}
+	if (pthread_create(&sv->th, NULL, saver_main, sv)) {
+		pthread_cond_destroy(&sv->cv);
 		pthread_mutex_destroy(&sv->mu);
 		free(sv);
 		rg_warn("state file writer: no thread; the event loop writes it");
@@ -1260,8 +1267,10 @@ static void saver_poll(struct daemon *d)
 	pthread_mutex_unlock(&sv->mu);
 	d->st.state_saves += ok;
 	d->st.state_save_errors += failed;
-	if (ok || failed)
-		save_outcome(d, last_failed, err);
+	if (failed)
+		save_outcome(d, true, err);
+	if (ok && !last_failed)
+		save_outcome(d, false, NULL);
 }
 
 /* Write what is left, then end the thread. */
@@ -1285,7 +1294,8 @@ static void saver_stop(struct daemon *d)
 }
 
 /* A copy of st for the saver (wait: until it is written), or the write
- * here when there is no saver or no memory for the copy. */
+ * here when there is no saver; no memory for the copy: the next walk
+ * tries again. */
 static void save_state(struct daemon *d, const struct rg_state *st, bool wait)
 {
 	struct saver *sv = d->saver;
@@ -1297,8 +1307,12 @@ static void save_state(struct daemon *d, const struct rg_state *st, bool wait)
 		cp.grants = malloc((st->ngrants ? st->ngrants : 1) * sizeof(*cp.grants));
 		cp.denies = malloc((st->ndenies ? st->ndenies : 1) * sizeof(*cp.denies));
 		if (!cp.grants || !cp.denies) {
+			/* Not here: the saver may be writing the same temp
+			 * file. The next walk tries again. */
 			rg_state_free(&cp);
-			sv = NULL;
+			d->st.state_save_errors++;
+			save_outcome(d, true, "no memory for a copy of the state");
+			return;
 		}
 	}
 	if (!sv) {
@@ -1676,7 +1690,7 @@ static void render(struct rg_mbuf *b, void *ctx)
 			 "How long the last summary rebuild took.");
 	rg_metric_f(b, "relaygate_summary_rebuild_seconds", s.sum_rebuild_ns / 1e9);
 	rg_metric_family(b, "relaygate_map_walk_seconds", "gauge",
-			 "How long the last walk of the grant and deny maps took (expiries, changes from outside, the state file).");
+			 "How long the last walk of the grant and deny maps took (expiries, changes from outside, the copy for the state file).");
 	rg_metric_f(b, "relaygate_map_walk_seconds", s.walk_ns / 1e9);
 	rg_metric_family(b, "relaygate_state_saves_total", "counter",
 			 "State file writes, by result.");
@@ -2090,6 +2104,8 @@ fail_cfg:
  * puts the rebuild off to a later round.
  */
 #define RG_SUM_EVERY_SEC 10
+/* The longest a rebuild or walk counts as having taken, for pacing. */
+#define RG_COST_MAX_NS   (5 * NS_PER_SEC)
 #define RG_SUM_SHARE     50
 
 static void summary_round(struct daemon *d, bool force)
@@ -2108,7 +2124,7 @@ static void summary_round(struct daemon *d, bool force)
 	rg_gate_unlock(&d->gate);
 	took = rg_now_ns() - now;
 	d->sum_at = now;
-	d->sum_cost = took;
+	d->sum_cost = took < RG_COST_MAX_NS ? took : RG_COST_MAX_NS;   /* see walk_round */
 	d->st.sum_rebuilds++;
 	d->st.sum_rebuild_ns = took;
 	if (r)
@@ -2142,6 +2158,9 @@ static bool walk_round(struct daemon *d)
 	d->walk_at = now;
 	d->walk_cost = rg_now_ns() - now;
 	d->st.walk_ns = d->walk_cost;
+	/* a suspend or a stopped process in the middle is not the walk's */
+	if (d->walk_cost > RG_COST_MAX_NS)
+		d->walk_cost = RG_COST_MAX_NS;
 	return true;
 }
 
@@ -2162,9 +2181,9 @@ static void tick(struct daemon *d)
 	d->quarters += (unsigned)(exp < RG_TICKS_PER_SEC ? exp : RG_TICKS_PER_SEC);
 	saver_poll(d);
 	if (d->quarters < RG_TICKS_PER_SEC) {
-		/* Our own grants and denies reach the state file within a
-		 * tick, so even a late one-second round under load never
-		 * lets kill -9 lose a grant older than a second. */
+		/* Our own grants and denies go to the state file within a
+		 * walk: the next quarter-second tick while walks are cheap,
+		 * so kill -9 loses no grant older than about a second. */
 		if (d->changed && walk_round(d))
 			d->changed = false;
 		return;

@@ -725,14 +725,18 @@ static void test_map_count(void **state)
 {
 	enum { NT = 70000, NF = 20000 };
 	struct rg_gate *g = *state;
-	struct rg_lpm4 *t = calloc(NT, sizeof(*t));
-	struct rg_flow_key *fk = calloc(NF, sizeof(*fk));
-	struct rg_flow *fv = calloc(NF, sizeof(*fv));
-	__u32 one = 1, *tv = calloc(NT, sizeof(*tv)), n;
+	struct rg_lpm4 *t;
+	struct rg_flow_key *fk;
+	struct rg_flow *fv;
+	__u32 one = 1, *tv, n;
 	LIBBPF_OPTS(bpf_map_batch_opts, bo);
 	int i;
 
 	NEED_ROOT();
+	t = calloc(NT, sizeof(*t));
+	fk = calloc(NF, sizeof(*fk));
+	fv = calloc(NF, sizeof(*fv));
+	tv = calloc(NT, sizeof(*tv));
 	assert_non_null(t);
 	assert_non_null(fk);
 	assert_non_null(fv);
