@@ -2104,8 +2104,15 @@ fail_cfg:
  * puts the rebuild off to a later round.
  */
 #define RG_SUM_EVERY_SEC 10
-/* The longest a rebuild or walk counts as having taken, for pacing. */
+/* What a rebuild or walk that took ns counts as, for pacing: at most
+ * RG_COST_MAX_NS, as a suspend or a stopped process in the middle of one
+ * is not its own cost. */
 #define RG_COST_MAX_NS   (5 * NS_PER_SEC)
+
+static uint64_t pacing_cost(uint64_t ns)
+{
+	return ns < RG_COST_MAX_NS ? ns : RG_COST_MAX_NS;
+}
 #define RG_SUM_SHARE     50
 
 static void summary_round(struct daemon *d, bool force)
@@ -2124,7 +2131,7 @@ static void summary_round(struct daemon *d, bool force)
 	rg_gate_unlock(&d->gate);
 	took = rg_now_ns() - now;
 	d->sum_at = now;
-	d->sum_cost = took < RG_COST_MAX_NS ? took : RG_COST_MAX_NS;   /* see walk_round */
+	d->sum_cost = pacing_cost(took);
 	d->st.sum_rebuilds++;
 	d->st.sum_rebuild_ns = took;
 	if (r)
@@ -2156,11 +2163,8 @@ static bool walk_round(struct daemon *d)
 		return false;
 	walk_maps(d, false);
 	d->walk_at = now;
-	d->walk_cost = rg_now_ns() - now;
-	d->st.walk_ns = d->walk_cost;
-	/* a suspend or a stopped process in the middle is not the walk's */
-	if (d->walk_cost > RG_COST_MAX_NS)
-		d->walk_cost = RG_COST_MAX_NS;
+	d->st.walk_ns = rg_now_ns() - now;
+	d->walk_cost = pacing_cost(d->st.walk_ns);
 	return true;
 }
 
