@@ -30,9 +30,12 @@ static void vlog(enum rg_log_level lvl, const char *fmt, va_list ap)
 		vsyslog(prio[lvl], fmt, ap);
 		return;
 	}
+	/* one line, whole, from any thread */
+	flockfile(stderr);
 	fprintf(stderr, "%s: ", log_ident);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
+	funlockfile(stderr);
 }
 
 void rg_log(enum rg_log_level lvl, const char *fmt, ...)

@@ -10,19 +10,21 @@
  * the BPF ring buffer, the state file (state.c) and /metrics (metrics.c).
  *
  * One thread runs everything but the two HTTP servers (metrics and the auth
- * policy push source, each on its own libmicrohttpd thread): an epoll loop
- * over every source's descriptor, the control socket, the push sources'
- * event queue, the policy server, the ring buffer, a signalfd (SIGHUP
+ * policy push source, each on its own libmicrohttpd thread) and the map
+ * walker (its own thread, walker_main): an epoll loop over every source's
+ * descriptor, the control socket, the push sources' event queue, the
+ * policy server, the ring buffer, the walker's results, a signalfd (SIGHUP
  * reload, SIGTERM/SIGINT exit) and a quarter-second timerfd.
  *
  * The tick (every second; between, a quarter-second tick saves the state
  * file when our own events changed the maps):
- *  - walks the grant and deny maps: removes and logs what expired, logs
- *    what changed behind our back (relaygatectl grant del / add), and saves
- *    the state file when anything changed since the last save. So after a
- *    kill -9 no grant older than about one second is lost (with hundreds
- *    of thousands of grants, a few seconds: the walk takes at most a tenth
- *    of the time, walk_round()).
+ *  - asks the walker for a walk of the grant and deny maps: it logs what
+ *    changed behind our back (relaygatectl grant del / add), saves the
+ *    state file when anything changed since the last save, and hands the
+ *    loop what expired, which the loop removes and logs. So after a kill -9
+ *    no grant older than about one second is lost (with hundreds of
+ *    thousands of grants, a few seconds: a walk takes at most a tenth of
+ *    the time, and the loop goes on serving meanwhile).
  *  - forgets failure records whose window passed, polls every log source
  *    (a lost inotify event costs a second, never a line), re-resolves the
  *    trusted interfaces (wg0 may come up after us), and copies counters
@@ -54,10 +56,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -88,7 +92,7 @@
 
 /* ------------------------------------------------------------ types */
 
-enum h_kind { H_SOURCE, H_CONTROL, H_EVQ, H_POLICY, H_RINGBUF, H_SIGNAL, H_TIMER };
+enum h_kind { H_SOURCE, H_CONTROL, H_EVQ, H_POLICY, H_RINGBUF, H_SIGNAL, H_TIMER, H_WALK };
 
 /* What an epoll event's data.ptr points at. */
 struct handler {
@@ -150,6 +154,28 @@ struct dump {
 	size_t vsize;                    /* the largest value size seen */
 };
 
+/* The map walker's state (see walker_main). */
+struct walker {
+	struct daemon *d;
+	pthread_t th;
+	bool threaded;                   /* else the loop walks inline */
+	int efd;                         /* eventfd: results for the loop */
+	pthread_mutex_t mu, gate_mu;
+	pthread_cond_t cv;               /* CLOCK_MONOTONIC */
+	/* mu */
+	uint64_t asked, done;            /* walks asked for; done up to */
+	bool force, stop;
+	struct rg_state expired;         /* seen expired, for the loop */
+	uint64_t saves, save_errors;     /* since the loop last looked */
+	bool last_failed;
+	char save_err[512], walk_err[256];
+	uint64_t walk_at, walk_cost, walk_ns;   /* the last walk: start, pacing cost, ns */
+	/* gate_mu */
+	struct rg_state prev;            /* the last walk, sorted by key */
+	bool have_prev, save_pending, no_batch;
+	struct dump dump;                /* batch lookup buffers, kept */
+};
+
 /* What a (re)configuration brings, made before anything is swapped in. */
 struct prepared {
 	struct source **src;
@@ -192,8 +218,7 @@ struct daemon {
 	unsigned quarters;      /* timer ticks since the last one-second round */
 	bool changed;           /* our own grant or deny since the last save */
 	uint64_t sum_at, sum_cost;   /* last summary rebuild: when, how long (ns) */
-	uint64_t walk_at, walk_cost; /* last map walk: when, how long (ns) */
-	struct handler h_control, h_evq, h_policy, h_rb, h_sig, h_timer;
+	struct handler h_control, h_evq, h_policy, h_rb, h_sig, h_timer, h_walk;
 	bool running;
 
 	bool attached_now[RG_CONFIG_MAX_IFACES];   /* attached by this start */
@@ -201,14 +226,12 @@ struct daemon {
 	size_t ntiface;
 	char tiface_missing[RG_CONFIG_MAX_IFACES];   /* warned: name not there */
 
-	struct rg_state prev;            /* last map walk, sorted by key */
-	bool have_prev;
-	struct dump dump;                /* batch lookup buffers, kept */
-	bool no_batch;                   /* batch lookups failed: walk by key */
-	bool save_pending;
-	char save_err[512];
+	struct walker wk;                /* walks the grant and deny maps */
+	struct rg_state expq;            /* seen expired by the walker, to remove */
+	size_t exp_g, exp_d;             /* removed up to here */
+	bool exp_more;                   /* expq not done */
+	char save_err[512];              /* the last state file error logged */
 	uint64_t save_err_ns;
-	struct saver *saver;             /* writes the state file; NULL: inline */
 
 	struct ratelim drop_rl, reject_rl;
 	struct dstats st;                /* main thread */
@@ -893,7 +916,7 @@ static void rekey_maps(struct daemon *d)
 	if (moved)
 		rg_info("grant prefixes changed to /%u and /%u: %u entries moved to their new keys",
 			d->gate.cfg.v4_prefix, d->gate.cfg.v6_prefix, moved);
-	d->have_prev = false;    /* keys moved: no "removed outside" noise */
+	d->wk.have_prev = false; /* keys moved: no "removed outside" noise */
 }
 
 /* rg_config: reject mode and grant key prefixes. */
@@ -980,9 +1003,42 @@ static void grants_conf(const struct rg_config_file *c, struct rg_grants_conf *g
 
 /* ------------------------------------------------------------ state */
 
+/*
+ * The walker. A thread of its own walks the grant and deny maps (about a
+ * second at a million grants: the kernel's batch reads, the sort, the
+ * comparison with the last walk), logs what changed behind our back and
+ * writes the state file, so the event loop waits for none of it: logins,
+ * policy queries and the control socket are served while it walks.
+ *
+ * Expired entries it only reports; the loop removes them (expire_some),
+ * after looking each up again, so an expiry never races with the loop's
+ * own renewal of the same grant. Walks are asked for by the tick (each
+ * second, and a quarter-second after our own grants and denies) and take
+ * at most 1/RG_WALK_SHARE of the time; a forced walk (start, exit) runs at
+ * once and always writes the file.
+ *
+ * Locks: wk.mu guards the requests and the results (marked "mu"); wk.gate_mu
+ * is held for a whole walk, and by the loop while a reload changes what a
+ * walk reads (the grant prefixes, the state path) or moves keys; what
+ * only walks touch is marked "gate_mu". Order: gate_mu, then mu. Without
+ * the thread (none could be made) the loop walks inline, paced the same.
+ */
+/* What a rebuild or walk that took ns counts as, for pacing: at most
+ * RG_COST_MAX_NS, as a suspend or a stopped process in the middle of one
+ * is not its own cost. */
+#define RG_COST_MAX_NS   (5 * NS_PER_SEC)
+
+static uint64_t pacing_cost(uint64_t ns)
+{
+	return ns < RG_COST_MAX_NS ? ns : RG_COST_MAX_NS;
+}
+/* A walk takes at most 1/RG_WALK_SHARE of the time: at a million grants,
+ * one about every 10 s. */
+#define RG_WALK_SHARE 10
+
 struct walk_ctx {
-	struct daemon *d;
-	struct rg_state cur;
+	struct rg_gate g;                /* the maps' fds and prefixes: a private copy */
+	struct rg_state cur, exp;        /* live entries; expired ones */
 	uint64_t now;
 	int err;
 };
@@ -990,27 +1046,8 @@ struct walk_ctx {
 static int walk_grant_cb(const struct rg_addr *k, const struct rg_grant *v, void *ctx)
 {
 	struct walk_ctx *w = ctx;
-	struct daemon *d = w->d;
 
-	if (v->expires <= w->now) {
-		struct rg_grant again;
-		char a[RG_ADDRSTRLEN], u[RG_USER_LEN];
-
-		/* Looked up again: relaygatectl may have just extended it. */
-		if (!bpf_map_lookup_elem(d->gate.grants_fd, k, &again) && again.expires > w->now) {
-			if (rg_state_add_grant(&w->cur, k, &again))
-				w->err = -ENOMEM;
-			return w->err;
-		}
-		if (bpf_map_delete_elem(d->gate.grants_fd, k))
-			return 0;
-		d->st.expired_grants++;
-		rg_info("expire grant %s user=%s service=%s origin=%s",
-			key_str(&d->gate, k, a, sizeof(a)), log_user(v->user, u, sizeof(u)),
-			rg_service_name(v->service), rg_origin_name(v->origin));
-		return 0;
-	}
-	if (rg_state_add_grant(&w->cur, k, v))
+	if (rg_state_add_grant(v->expires <= w->now ? &w->exp : &w->cur, k, v))
 		w->err = -ENOMEM;
 	return w->err;
 }
@@ -1018,25 +1055,8 @@ static int walk_grant_cb(const struct rg_addr *k, const struct rg_grant *v, void
 static int walk_deny_cb(const struct rg_addr *k, const struct rg_deny *v, void *ctx)
 {
 	struct walk_ctx *w = ctx;
-	struct daemon *d = w->d;
 
-	if (v->expires <= w->now) {
-		struct rg_deny again;
-		char a[RG_ADDRSTRLEN];
-
-		if (!bpf_map_lookup_elem(d->gate.deny_fd, k, &again) && again.expires > w->now) {
-			if (rg_state_add_deny(&w->cur, k, &again))
-				w->err = -ENOMEM;
-			return w->err;
-		}
-		if (bpf_map_delete_elem(d->gate.deny_fd, k))
-			return 0;
-		d->st.expired_denies++;
-		rg_info("expire deny %s failures=%u origin=%s", key_str(&d->gate, k, a, sizeof(a)),
-			v->failures, rg_origin_name(v->origin));
-		return 0;
-	}
-	if (rg_state_add_deny(&w->cur, k, v))
+	if (rg_state_add_deny(v->expires <= w->now ? &w->exp : &w->cur, k, v))
 		w->err = -ENOMEM;
 	return w->err;
 }
@@ -1078,7 +1098,7 @@ static bool grants_equal(const struct rg_state *a, const struct rg_state *b)
 /* Log what changed in the maps without us: grants and denies removed before
  * their expiry (relaygatectl grant del, deny del, or LRU eviction of a full
  * map) and ones added with relaygatectl. Both arrays sorted. */
-static void log_outside_changes(struct daemon *d, const struct rg_state *prev,
+static void log_outside_changes(const struct rg_gate *g, const struct rg_state *prev,
 				const struct rg_state *cur, uint64_t now)
 {
 	char a[RG_ADDRSTRLEN], u[RG_USER_LEN], t[32];
@@ -1093,14 +1113,14 @@ static void log_outside_changes(struct daemon *d, const struct rg_state *prev,
 
 			if (e->v.expires > now)
 				rg_info("revoke grant %s user=%s: removed outside relaygated (relaygatectl grant del, or evicted from a full map)",
-					key_str(&d->gate, &e->key, a, sizeof(a)),
+					key_str(g, &e->key, a, sizeof(a)),
 					log_user(e->v.user, u, sizeof(u)));
 		} else if (c > 0) {
 			const struct rg_state_grant *e = &cur->grants[j++];
 
 			if (e->v.origin == RG_ORIGIN_CLI)
 				rg_info("grant %s user=%s source=cli ttl=%s (added with relaygatectl)",
-					key_str(&d->gate, &e->key, a, sizeof(a)),
+					key_str(g, &e->key, a, sizeof(a)),
 					log_user(e->v.user, u, sizeof(u)),
 					dur_ns(e->v.expires - now, t, sizeof(t)));
 		} else {
@@ -1118,13 +1138,13 @@ static void log_outside_changes(struct daemon *d, const struct rg_state *prev,
 
 			if (e->v.expires > now)
 				rg_info("revoke deny %s: removed outside relaygated (relaygatectl deny del, or evicted from a full map)",
-					key_str(&d->gate, &e->key, a, sizeof(a)));
+					key_str(g, &e->key, a, sizeof(a)));
 		} else if (c > 0) {
 			const struct rg_state_deny *e = &cur->denies[j++];
 
 			if (e->v.origin == RG_ORIGIN_CLI)
 				rg_info("deny %s source=cli ttl=%s (added with relaygatectl)",
-					key_str(&d->gate, &e->key, a, sizeof(a)),
+					key_str(g, &e->key, a, sizeof(a)),
 					dur_ns(e->v.expires - now, t, sizeof(t)));
 		} else {
 			i++;
@@ -1134,7 +1154,7 @@ static void log_outside_changes(struct daemon *d, const struct rg_state *prev,
 }
 
 /* The outcome of the latest state file write: an error is logged once,
- * again when it changes, and once a minute, and the next walk tries again;
+ * again when it changes, and once a minute, and the walker tries again on its next walk;
  * a success after one is logged too. */
 static void save_outcome(struct daemon *d, bool failed, const char *err)
 {
@@ -1147,7 +1167,6 @@ static void save_outcome(struct daemon *d, bool failed, const char *err)
 		}
 		return;
 	}
-	d->save_pending = true;
 	rg_state_clocks_now(&clk);
 	if (strcmp(err, d->save_err) || clk.boot_ns - d->save_err_ns >= SAVE_ERR_REPEAT_NS) {
 		rg_err("saving the state file: %s (grants will not survive a reboot until this works)",
@@ -1157,201 +1176,6 @@ static void save_outcome(struct daemon *d, bool failed, const char *err)
 	}
 }
 
-/*
- * The state file is written by a thread of its own (the saver), so that
- * the event loop does not wait for the write and its two fsyncs: the walk
- * hands over a copy of what it saw and goes on. A newer copy replaces one
- * not yet written. Results come back to the loop (saver_poll: counted and
- * logged there); a failed write leaves save_pending set, so the next walk
- * hands over a new copy. At start and exit the walk waits for its write.
- */
-struct saver {
-	pthread_t th;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct rg_state job;             /* the newest state not yet written */
-	char path[PATH_MAX];
-	bool have_job, stop;
-	uint64_t seq, done;              /* jobs handed over, jobs finished */
-	/* finished writes not yet seen by the loop, and the latest one */
-	uint64_t ok, failed;
-	bool last_failed;
-	char err[512];
-};
-
-static void *saver_main(void *arg)
-{
-	struct saver *sv = arg;
-
-	pthread_mutex_lock(&sv->mu);
-	for (;;) {
-		struct rg_state_clocks clk;
-		struct rg_state job;
-		char path[PATH_MAX], err[512];
-		uint64_t seq;
-		int r;
-
-		while (!sv->have_job && !sv->stop)
-			pthread_cond_wait(&sv->cv, &sv->mu);
-		if (!sv->have_job)
-			break;
-		job = sv->job;
-		memset(&sv->job, 0, sizeof(sv->job));
-		sv->have_job = false;
-		seq = sv->seq;
-		memcpy(path, sv->path, sizeof(path));
-		pthread_mutex_unlock(&sv->mu);
-
-		rg_state_clocks_now(&clk);
-		err[0] = '\0';
-		r = rg_state_save(path, &job, &clk, err, sizeof(err));
-		rg_state_free(&job);
-
-		pthread_mutex_lock(&sv->mu);
-		if (r) {
-			sv->failed++;
-			snprintf(sv->err, sizeof(sv->err), "%s", err);
-		} else {
-			sv->ok++;
-		}
-		sv->last_failed = r != 0;
-		sv->done = seq;
-		pthread_cond_broadcast(&sv->cv);
-	}
-	pthread_mutex_unlock(&sv->mu);
-	return NULL;
-}
-
-/* Start the saver; without it (no memory, no thread) saves run inline. */
-static void saver_start(struct daemon *d)
-{
-	struct saver *sv = calloc(1, sizeof(*sv));
-
-	if (!sv || pthread_mutex_init(&sv->mu, NULL)) {
-		free(sv);
-		rg_warn("state file writer: out of memory; the event loop writes it");
-		return;
-	}
-	if (pthread_cond_init(&sv->cv, NULL)) {
-		pthread_mutex_destroy(&sv->mu);
-		free(sv);
-		rg_warn("state file writer: no thread; the event loop writes it");
-		return;
-	}
-	if (pthread_create(&sv->th, NULL, saver_main, sv)) {
-		pthread_cond_destroy(&sv->cv);
-		pthread_mutex_destroy(&sv->mu);
-		free(sv);
-		rg_warn("state file writer: no thread; the event loop writes it");
-		return;
-	}
-	d->saver = sv;
-}
-
-/* The outcomes of the writes finished since the last call. */
-static void saver_poll(struct daemon *d)
-{
-	struct saver *sv = d->saver;
-	uint64_t ok, failed;
-	bool last_failed;
-	char err[512];
-
-	if (!sv)
-		return;
-	pthread_mutex_lock(&sv->mu);
-	ok = sv->ok;
-	failed = sv->failed;
-	last_failed = sv->last_failed;
-	sv->ok = sv->failed = 0;
-	memcpy(err, sv->err, sizeof(err));
-	pthread_mutex_unlock(&sv->mu);
-	d->st.state_saves += ok;
-	d->st.state_save_errors += failed;
-	if (failed)
-		save_outcome(d, true, err);
-	if (ok && !last_failed)
-		save_outcome(d, false, NULL);
-}
-
-/* Write what is left, then end the thread. */
-static void saver_stop(struct daemon *d)
-{
-	struct saver *sv = d->saver;
-
-	if (!sv)
-		return;
-	pthread_mutex_lock(&sv->mu);
-	sv->stop = true;
-	pthread_cond_broadcast(&sv->cv);
-	pthread_mutex_unlock(&sv->mu);
-	pthread_join(sv->th, NULL);
-	saver_poll(d);
-	rg_state_free(&sv->job);
-	pthread_cond_destroy(&sv->cv);
-	pthread_mutex_destroy(&sv->mu);
-	free(sv);
-	d->saver = NULL;
-}
-
-/* A copy of st for the saver (wait: until it is written), or the write
- * here when there is no saver; no memory for the copy: the next walk
- * tries again. */
-static void save_state(struct daemon *d, const struct rg_state *st, bool wait)
-{
-	struct saver *sv = d->saver;
-	struct rg_state cp = { 0 };
-	char err[512];
-	int r;
-
-	if (sv) {
-		cp.grants = malloc((st->ngrants ? st->ngrants : 1) * sizeof(*cp.grants));
-		cp.denies = malloc((st->ndenies ? st->ndenies : 1) * sizeof(*cp.denies));
-		if (!cp.grants || !cp.denies) {
-			/* Not here: the saver may be writing the same temp
-			 * file. The next walk tries again. */
-			rg_state_free(&cp);
-			d->st.state_save_errors++;
-			save_outcome(d, true, "no memory for a copy of the state");
-			return;
-		}
-	}
-	if (!sv) {
-		struct rg_state_clocks clk;
-
-		rg_state_clocks_now(&clk);
-		err[0] = '\0';
-		r = rg_state_save(d->cfg.grants.state_file, st, &clk, err, sizeof(err));
-		d->save_pending = false;
-		if (r)
-			d->st.state_save_errors++;
-		else
-			d->st.state_saves++;
-		save_outcome(d, r != 0, err);
-		return;
-	}
-	memcpy(cp.grants, st->grants, st->ngrants * sizeof(*cp.grants));
-	cp.ngrants = cp.grants_cap = st->ngrants;
-	memcpy(cp.denies, st->denies, st->ndenies * sizeof(*cp.denies));
-	cp.ndenies = cp.denies_cap = st->ndenies;
-	d->save_pending = false;
-	pthread_mutex_lock(&sv->mu);
-	rg_state_free(&sv->job);         /* an older state not yet written */
-	sv->job = cp;
-	snprintf(sv->path, sizeof(sv->path), "%s", d->cfg.grants.state_file);
-	sv->have_job = true;
-	sv->seq++;
-	pthread_cond_broadcast(&sv->cv);
-	while (wait && sv->done != sv->seq)
-		pthread_cond_wait(&sv->cv, &sv->mu);
-	pthread_mutex_unlock(&sv->mu);
-	if (wait)
-		saver_poll(d);
-}
-
-/*
- * The per-second map walk: expire, log outside changes, save when changed
- * (or always, with force).
- */
 #define DUMP_CHUNK 4096
 
 /*
@@ -1415,48 +1239,48 @@ static int dump_map(struct dump *b, int fd, size_t vsize, size_t *n)
 }
 
 /* Walk a map: batch lookups, or key by key when the kernel refuses them. */
-static int walk_grants(struct daemon *d, struct walk_ctx *w)
+static int walk_grants(struct walker *wk, struct walk_ctx *w)
 {
 	size_t n, i;
 	int r;
 
-	if (d->no_batch)
-		return rg_grant_foreach(&d->gate, walk_grant_cb, w);
-	r = dump_map(&d->dump, d->gate.grants_fd, sizeof(struct rg_grant), &n);
+	if (wk->no_batch)
+		return rg_grant_foreach(&w->g, walk_grant_cb, w);
+	r = dump_map(&wk->dump, w->g.grants_fd, sizeof(struct rg_grant), &n);
 	if (r && r != -ENOMEM) {
 		rg_info("batch lookups on %s: %s: reading the maps key by key", RG_MAP_GRANTS,
 			strerror(-r));
-		d->no_batch = true;
-		return rg_grant_foreach(&d->gate, walk_grant_cb, w);
+		wk->no_batch = true;
+		return rg_grant_foreach(&w->g, walk_grant_cb, w);
 	}
 	if (r)
 		return r;
 	for (i = 0; i < n && !w->err; i++) {
-		struct rg_grant *v = (struct rg_grant *)d->dump.vals + i;
+		struct rg_grant *v = (struct rg_grant *)wk->dump.vals + i;
 
 		v->user[RG_USER_LEN - 1] = '\0';
-		walk_grant_cb((struct rg_addr *)d->dump.keys + i, v, w);
+		walk_grant_cb((struct rg_addr *)wk->dump.keys + i, v, w);
 	}
 	return 0;
 }
 
-static int walk_denies(struct daemon *d, struct walk_ctx *w)
+static int walk_denies(struct walker *wk, struct walk_ctx *w)
 {
 	size_t n, i;
 	int r;
 
-	if (d->no_batch)
-		return rg_deny_foreach(&d->gate, walk_deny_cb, w);
-	r = dump_map(&d->dump, d->gate.deny_fd, sizeof(struct rg_deny), &n);
+	if (wk->no_batch)
+		return rg_deny_foreach(&w->g, walk_deny_cb, w);
+	r = dump_map(&wk->dump, w->g.deny_fd, sizeof(struct rg_deny), &n);
 	if (r && r != -ENOMEM) {
-		d->no_batch = true;
-		return rg_deny_foreach(&d->gate, walk_deny_cb, w);
+		wk->no_batch = true;
+		return rg_deny_foreach(&w->g, walk_deny_cb, w);
 	}
 	if (r)
 		return r;
 	for (i = 0; i < n && !w->err; i++)
-		walk_deny_cb((struct rg_addr *)d->dump.keys + i,
-			     (struct rg_deny *)d->dump.vals + i, w);
+		walk_deny_cb((struct rg_addr *)wk->dump.keys + i,
+			     (struct rg_deny *)wk->dump.vals + i, w);
 	return 0;
 }
 
@@ -1476,37 +1300,309 @@ static void dedupe(struct rg_state *st)
 	st->ndenies = o;
 }
 
-static void walk_maps(struct daemon *d, bool force_save)
+/* Append what from holds to to, emptying from. An entry without memory
+ * is left out: the next walk reports it again. */
+static void state_move(struct rg_state *to, struct rg_state *from)
 {
-	struct walk_ctx w = { .d = d, .now = rg_now_ns() };
-	int r1, r2;
+	size_t i;
 
-	if (!d->gate_open)
+	if (!to->ngrants && !to->ndenies) {
+		rg_state_free(to);
+		*to = *from;
+		memset(from, 0, sizeof(*from));
 		return;
-	r1 = walk_grants(d, &w);
-	r2 = r1 ? 0 : walk_denies(d, &w);
+	}
+	for (i = 0; i < from->ngrants; i++)
+		rg_state_add_grant(to, &from->grants[i].key, &from->grants[i].v);
+	for (i = 0; i < from->ndenies; i++)
+		rg_state_add_deny(to, &from->denies[i].key, &from->denies[i].v);
+	rg_state_free(from);
+}
+
+/*
+ * One walk (gate_mu held): read both maps, log changes from outside, write
+ * the state file when anything changed since the last write that worked
+ * (or always, with force), and hand the loop the expired entries and the
+ * outcome.
+ */
+static void walk_once(struct walker *wk, bool force)
+{
+	struct daemon *d = wk->d;
+	struct walk_ctx w = { .now = rg_now_ns() };
+	char err[512] = "", werr[256] = "";
+	int r1, r2, failed = -1;         /* -1: no write */
+
+	w.g.grants_fd = d->gate.grants_fd;
+	w.g.deny_fd = d->gate.deny_fd;
+	w.g.cfg = d->gate.cfg;
+	r1 = walk_grants(wk, &w);
+	r2 = r1 ? 0 : walk_denies(wk, &w);
 	if (r1 || r2 || w.err) {
-		if (rl_take(&d->reject_rl))
-			rg_warn("walking the grant maps: %s",
-				w.err ? strerror(-w.err) : r1 < 0 || r2 < 0 ? strerror(-(r1 ? r1 : r2)) : d->gate.err);
+		snprintf(werr, sizeof(werr), "%s",
+			 w.err ? strerror(-w.err) : r1 < 0 || r2 < 0 ? strerror(-(r1 ? r1 : r2)) : w.g.err);
 		rg_state_free(&w.cur);
-		return;
+		rg_state_free(&w.exp);
+		goto out;
 	}
 	if (w.cur.ngrants)
 		qsort(w.cur.grants, w.cur.ngrants, sizeof(*w.cur.grants), cmp_grant);
 	if (w.cur.ndenies)
 		qsort(w.cur.denies, w.cur.ndenies, sizeof(*w.cur.denies), cmp_deny);
 	dedupe(&w.cur);
-	if (!d->have_prev || !grants_equal(&d->prev, &w.cur)) {
-		if (d->have_prev)
-			log_outside_changes(d, &d->prev, &w.cur, w.now);
-		d->save_pending = true;
+	if (!wk->have_prev || !grants_equal(&wk->prev, &w.cur)) {
+		if (wk->have_prev)
+			log_outside_changes(&w.g, &wk->prev, &w.cur, w.now);
+		wk->save_pending = true;
 	}
-	if (d->save_pending || force_save)
-		save_state(d, &w.cur, force_save);
-	rg_state_free(&d->prev);
-	d->prev = w.cur;
-	d->have_prev = true;
+	if (wk->save_pending || force) {
+		struct rg_state_clocks clk;
+
+		rg_state_clocks_now(&clk);
+		failed = rg_state_save(d->cfg.grants.state_file, &w.cur, &clk, err, sizeof(err)) != 0;
+		wk->save_pending = failed;
+	}
+	rg_state_free(&wk->prev);
+	wk->prev = w.cur;
+	wk->have_prev = true;
+out:
+	pthread_mutex_lock(&wk->mu);
+	if (failed > 0) {
+		wk->save_errors++;
+		snprintf(wk->save_err, sizeof(wk->save_err), "%s", err);
+	} else if (!failed) {
+		wk->saves++;
+	}
+	if (failed >= 0)
+		wk->last_failed = failed;
+	if (werr[0])
+		snprintf(wk->walk_err, sizeof(wk->walk_err), "%s", werr);
+	state_move(&wk->expired, &w.exp);
+	pthread_mutex_unlock(&wk->mu);
+	rg_state_free(&w.exp);
+}
+
+/* A walk with gate_mu, timed for pacing and /metrics. */
+static void walk_timed(struct walker *wk, bool force)
+{
+	uint64_t t0, took;
+
+	pthread_mutex_lock(&wk->gate_mu);
+	t0 = rg_now_ns();
+	walk_once(wk, force);
+	took = rg_now_ns() - t0;
+	pthread_mutex_unlock(&wk->gate_mu);
+	pthread_mutex_lock(&wk->mu);
+	wk->walk_at = t0;
+	wk->walk_cost = pacing_cost(took);
+	wk->walk_ns = took;
+	pthread_mutex_unlock(&wk->mu);
+}
+
+/* ns until pacing allows the next walk (mu held): 0 now. */
+static uint64_t walk_wait(const struct walker *wk)
+{
+	uint64_t now = rg_now_ns(), next = wk->walk_at + RG_WALK_SHARE * wk->walk_cost;
+
+	return wk->walk_cost && now < next ? next - now : 0;
+}
+
+static void *walker_main(void *arg)
+{
+	struct walker *wk = arg;
+
+	pthread_mutex_lock(&wk->mu);
+	while (!wk->stop) {
+		uint64_t asked, wait;
+		bool force;
+
+		if (wk->done == wk->asked) {
+			pthread_cond_wait(&wk->cv, &wk->mu);
+			continue;
+		}
+		wait = walk_wait(wk);
+		if (wait && !wk->force) {
+			struct timespec ts;
+			uint64_t at;
+
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			at = (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec + wait;
+			ts.tv_sec = (time_t)(at / NS_PER_SEC);
+			ts.tv_nsec = (long)(at % NS_PER_SEC);
+			pthread_cond_timedwait(&wk->cv, &wk->mu, &ts);
+			continue;
+		}
+		asked = wk->asked;
+		force = wk->force;
+		wk->force = false;
+		pthread_mutex_unlock(&wk->mu);
+		walk_timed(wk, force);
+		pthread_mutex_lock(&wk->mu);
+		wk->done = asked;
+		pthread_cond_broadcast(&wk->cv);
+		if (wk->efd >= 0 && eventfd_write(wk->efd, 1))
+			rg_warn("walker: eventfd: %s", strerror(errno));
+	}
+	pthread_mutex_unlock(&wk->mu);
+	return NULL;
+}
+
+/* Locks, at daemon start (before any config). */
+static void walker_init(struct daemon *d)
+{
+	struct walker *wk = &d->wk;
+	pthread_condattr_t ca;
+
+	wk->d = d;
+	wk->efd = -1;
+	pthread_mutex_init(&wk->mu, NULL);
+	pthread_mutex_init(&wk->gate_mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&wk->cv, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+/* The thread; without it the loop walks inline. */
+static void walker_start(struct daemon *d)
+{
+	if (pthread_create(&d->wk.th, NULL, walker_main, &d->wk)) {
+		rg_warn("map walker: no thread; the event loop walks the maps itself");
+		return;
+	}
+	d->wk.threaded = true;
+}
+
+/* The expired entries and the outcomes of the walks since the last call. */
+static void walker_poll(struct daemon *d)
+{
+	struct walker *wk = &d->wk;
+	struct rg_state exp;
+	uint64_t saves, errors;
+	bool last_failed;
+	char err[512], werr[256];
+	uint64_t v;
+
+	if (wk->efd >= 0 && eventfd_read(wk->efd, &v) && errno != EAGAIN)
+		rg_warn("walker: eventfd: %s", strerror(errno));
+	pthread_mutex_lock(&wk->mu);
+	saves = wk->saves;
+	errors = wk->save_errors;
+	last_failed = wk->last_failed;
+	wk->saves = wk->save_errors = 0;
+	memcpy(err, wk->save_err, sizeof(err));
+	memcpy(werr, wk->walk_err, sizeof(werr));
+	wk->walk_err[0] = '\0';
+	d->st.walk_ns = wk->walk_ns;
+	exp = wk->expired;
+	memset(&wk->expired, 0, sizeof(wk->expired));
+	pthread_mutex_unlock(&wk->mu);
+	d->st.state_saves += saves;
+	d->st.state_save_errors += errors;
+	if (errors)
+		save_outcome(d, true, err);
+	if (saves && !last_failed)
+		save_outcome(d, false, NULL);
+	if (werr[0] && rl_take(&d->reject_rl))
+		rg_warn("walking the grant maps: %s", werr);
+	if (exp.ngrants || exp.ndenies)
+		d->exp_more = true;
+	state_move(&d->expq, &exp);
+}
+
+/*
+ * Ask for a walk; wait: until one asked for now has finished. A forced
+ * walk runs at once and writes the state file.
+ */
+static void walker_ask(struct daemon *d, bool force, bool wait)
+{
+	struct walker *wk = &d->wk;
+	uint64_t mine;
+
+	if (!d->gate_open)
+		return;
+	if (!wk->threaded) {
+		if (!force && walk_wait(wk))
+			return;
+		walk_timed(wk, force);
+		walker_poll(d);
+		return;
+	}
+	pthread_mutex_lock(&wk->mu);
+	mine = ++wk->asked;
+	wk->force |= force;
+	pthread_cond_broadcast(&wk->cv);
+	while (wait && wk->done < mine)
+		pthread_cond_wait(&wk->cv, &wk->mu);
+	pthread_mutex_unlock(&wk->mu);
+	if (wait)
+		walker_poll(d);
+}
+
+/* End the thread (after its walk in progress) and free what walks kept. */
+static void walker_stop(struct daemon *d)
+{
+	struct walker *wk = &d->wk;
+
+	if (wk->threaded) {
+		pthread_mutex_lock(&wk->mu);
+		wk->stop = true;
+		pthread_cond_broadcast(&wk->cv);
+		pthread_mutex_unlock(&wk->mu);
+		pthread_join(wk->th, NULL);
+		wk->threaded = false;
+	}
+	walker_poll(d);
+	rg_state_free(&wk->prev);
+	wk->have_prev = false;
+	free(wk->dump.keys);
+	free(wk->dump.vals);
+	memset(&wk->dump, 0, sizeof(wk->dump));
+}
+
+/*
+ * Remove up to budget of the entries the walker saw expired, each looked
+ * up again first: a login, or relaygatectl, may have renewed it since.
+ * Returns true while some are left (the loop comes back after its next
+ * round of events).
+ */
+#define EXPIRE_SLICE 256
+
+static bool expire_some(struct daemon *d, size_t budget)
+{
+	struct rg_state *q = &d->expq;
+	char a[RG_ADDRSTRLEN], u[RG_USER_LEN];
+	uint64_t now = rg_now_ns();
+
+	for (; budget && d->exp_g < q->ngrants; budget--) {
+		const struct rg_state_grant *e = &q->grants[d->exp_g++];
+		struct rg_grant v;
+
+		if (bpf_map_lookup_elem(d->gate.grants_fd, &e->key, &v) || v.expires > now ||
+		    bpf_map_delete_elem(d->gate.grants_fd, &e->key))
+			continue;
+		v.user[RG_USER_LEN - 1] = '\0';
+		d->st.expired_grants++;
+		rg_info("expire grant %s user=%s service=%s origin=%s",
+			key_str(&d->gate, &e->key, a, sizeof(a)), log_user(v.user, u, sizeof(u)),
+			rg_service_name(v.service), rg_origin_name(v.origin));
+	}
+	for (; budget && d->exp_d < q->ndenies; budget--) {
+		const struct rg_state_deny *e = &q->denies[d->exp_d++];
+		struct rg_deny v;
+
+		if (bpf_map_lookup_elem(d->gate.deny_fd, &e->key, &v) || v.expires > now ||
+		    bpf_map_delete_elem(d->gate.deny_fd, &e->key))
+			continue;
+		d->st.expired_denies++;
+		rg_info("expire deny %s failures=%u origin=%s", key_str(&d->gate, &e->key, a, sizeof(a)),
+			v.failures, rg_origin_name(v.origin));
+	}
+	if (d->exp_g < q->ngrants || d->exp_d < q->ndenies)
+		return true;
+	rg_state_free(q);
+	memset(q, 0, sizeof(*q));
+	d->exp_g = d->exp_d = 0;
+	return false;
 }
 
 /* Grants and denies of the state file back into the maps (after a reboot,
@@ -2073,7 +2169,7 @@ static void reload(struct daemon *d)
 
 		state_dir(nc.grants.state_file, dir, sizeof(dir));
 		mkdir_p(dir, 0750);
-		d->save_pending = true;
+		d->wk.save_pending = true;
 	}
 	commit(d, &nc, &p);
 	rg_config_free(&d->cfg);
@@ -2104,15 +2200,6 @@ fail_cfg:
  * puts the rebuild off to a later round.
  */
 #define RG_SUM_EVERY_SEC 10
-/* What a rebuild or walk that took ns counts as, for pacing: at most
- * RG_COST_MAX_NS, as a suspend or a stopped process in the middle of one
- * is not its own cost. */
-#define RG_COST_MAX_NS   (5 * NS_PER_SEC)
-
-static uint64_t pacing_cost(uint64_t ns)
-{
-	return ns < RG_COST_MAX_NS ? ns : RG_COST_MAX_NS;
-}
 #define RG_SUM_SHARE     50
 
 static void summary_round(struct daemon *d, bool force)
@@ -2141,33 +2228,6 @@ static void summary_round(struct daemon *d, bool force)
 			d->gate.err);
 }
 
-/*
- * The walk of the grant and deny maps (walk_maps) costs time in proportion
- * to their entries: about a second at a million grants, most of it the
- * kernel's batch reads, the sort and the comparison with the last walk.
- * It runs on the tick (each second, and a quarter-second after our own
- * grants), but never more than 1/RG_WALK_SHARE of the time: at a million
- * grants about every 10 s, so the daemon keeps serving logins, policy
- * queries and the control socket meanwhile. What waits: expiry log lines
- * and the removal of expired entries (the gate checks expiry itself), the
- * log lines of changes from outside, and the state file. Returns false
- * when it put the walk off.
- */
-#define RG_WALK_SHARE 10
-
-static bool walk_round(struct daemon *d)
-{
-	uint64_t now = rg_now_ns();
-
-	if (d->walk_cost && now - d->walk_at < RG_WALK_SHARE * d->walk_cost)
-		return false;
-	walk_maps(d, false);
-	d->walk_at = now;
-	d->st.walk_ns = rg_now_ns() - now;
-	d->walk_cost = pacing_cost(d->st.walk_ns);
-	return true;
-}
-
 /* ------------------------------------------------------------ loop */
 
 #define RG_TICKS_PER_SEC 4
@@ -2183,19 +2243,19 @@ static void tick(struct daemon *d)
 		exp = 0;
 	}
 	d->quarters += (unsigned)(exp < RG_TICKS_PER_SEC ? exp : RG_TICKS_PER_SEC);
-	saver_poll(d);
 	if (d->quarters < RG_TICKS_PER_SEC) {
 		/* Our own grants and denies go to the state file within a
 		 * walk: the next quarter-second tick while walks are cheap,
 		 * so kill -9 loses no grant older than about a second. */
-		if (d->changed && walk_round(d))
-			d->changed = false;
+		if (d->changed)
+			walker_ask(d, false, false);
+		d->changed = false;
 		return;
 	}
 	d->quarters = 0;
 	rg_grants_sweep(d->grants, rg_now_ns());
-	if (walk_round(d))
-		d->changed = false;
+	walker_ask(d, false, false);
+	d->changed = false;
 	summary_round(d, false);
 	for (i = 0; i < d->nsrc; i++)
 		source_process(d->src[i]);
@@ -2219,7 +2279,11 @@ static void on_signal(struct daemon *d)
 	while (read(d->sfd, &si, sizeof(si)) == sizeof(si)) {
 		switch (si.ssi_signo) {
 		case SIGHUP:
+			/* Not while a walk reads the prefixes, the state
+			 * path or the keys a prefix change moves. */
+			pthread_mutex_lock(&d->wk.gate_mu);
 			reload(d);
+			pthread_mutex_unlock(&d->wk.gate_mu);
 			summary_round(d, true);
 			snapshot(d);
 			break;
@@ -2245,6 +2309,7 @@ static int run(struct daemon *d)
 
 		for (k = 0; k < d->nsrc; k++)
 			more |= d->src[k]->more;
+		more |= d->exp_more;
 		n = epoll_wait(d->ep, ev, MAX_EPOLL_EVENTS, more ? 0 : -1);
 		if (n < 0) {
 			if (errno == EINTR)
@@ -2283,6 +2348,9 @@ static int run(struct daemon *d)
 			case H_TIMER:
 				tick(d);
 				break;
+			case H_WALK:
+				walker_poll(d);
+				break;
 			}
 			if (!d->running)
 				break;
@@ -2291,6 +2359,8 @@ static int run(struct daemon *d)
 			if (h->kind == H_SIGNAL)
 				break;
 		}
+		if (d->exp_more)
+			d->exp_more = expire_some(d, EXPIRE_SLICE);
 		/* Sources with data left get their turn after each round. */
 		for (k = 0; d->running && k < d->nsrc; k++)
 			if (d->src[k]->more)
@@ -2319,7 +2389,8 @@ static int setup_loop(struct daemon *d)
 	sigaddset(&set, SIGINT);
 	d->sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	d->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (d->sfd < 0 || d->tfd < 0 || timerfd_settime(d->tfd, 0, &its, NULL))
+	d->wk.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (d->sfd < 0 || d->tfd < 0 || d->wk.efd < 0 || timerfd_settime(d->tfd, 0, &its, NULL))
 		return -errno;
 	d->h_sig = (struct handler){ H_SIGNAL, d };
 	d->h_timer = (struct handler){ H_TIMER, d };
@@ -2327,11 +2398,14 @@ static int setup_loop(struct daemon *d)
 	d->h_evq = (struct handler){ H_EVQ, d };
 	d->h_policy = (struct handler){ H_POLICY, d };
 	d->h_rb = (struct handler){ H_RINGBUF, d };
+	d->h_walk = (struct handler){ H_WALK, d };
 	r = ep_add(d, d->sfd, &d->h_sig);
 	if (!r)
 		r = ep_add(d, d->tfd, &d->h_timer);
 	if (!r)
 		r = ep_add(d, rg_evqueue_fd(d->evq), &d->h_evq);
+	if (!r)
+		r = ep_add(d, d->wk.efd, &d->h_walk);
 	return r;
 }
 
@@ -2343,8 +2417,11 @@ static void shutdown_all(struct daemon *d)
 	if (d->evq && d->grants)
 		rg_evqueue_drain(d->evq, 0, on_push_event, d);
 	if (d->gate_open && d->grants)
-		walk_maps(d, true);
-	saver_stop(d);
+		walker_ask(d, true, true);
+	walker_stop(d);
+	if (d->gate_open)
+		expire_some(d, SIZE_MAX);
+	rg_state_free(&d->expq);
 	pthread_mutex_lock(&d->lock);
 	d->gate_open = false;
 	pthread_mutex_unlock(&d->lock);
@@ -2364,9 +2441,6 @@ static void shutdown_all(struct daemon *d)
 	rg_grants_free(d->grants);
 	rg_evqueue_free(d->evq);
 	rg_gate_close(&d->gate);              /* never detach: fail closed */
-	rg_state_free(&d->prev);
-	free(d->dump.keys);
-	free(d->dump.vals);
 	free(d->tiface);
 	if (d->ep >= 0)
 		close(d->ep);
@@ -2374,6 +2448,9 @@ static void shutdown_all(struct daemon *d)
 		close(d->sfd);
 	if (d->tfd >= 0)
 		close(d->tfd);
+	if (d->wk.efd >= 0)
+		close(d->wk.efd);
+	d->wk.efd = -1;
 	if (d->have_cfg)
 		rg_config_free(&d->cfg);
 }
@@ -2442,9 +2519,9 @@ static int start(struct daemon *d, struct rg_config_file *cfg)
 	d->cfg = *cfg;
 	d->have_cfg = true;
 	memset(cfg, 0, sizeof(*cfg));
-	saver_start(d);
+	walker_start(d);
 	restore_state(d);
-	walk_maps(d, true);
+	walker_ask(d, true, true);
 	summary_round(d, true);
 
 	d->rb = ring_buffer__new(d->gate.events_fd, on_drop, d, NULL);
@@ -2592,6 +2669,7 @@ int main(int argc, char **argv)
 	d->ready_fd = d->ep = d->sfd = d->tfd = -1;
 	gate_reset(&d->gate);
 	pthread_mutex_init(&d->lock, NULL);
+	walker_init(d);
 	d->drop_rl.per_sec = DROP_LOG_PER_SEC;
 	d->reject_rl.per_sec = REJECT_LOG_PER_SEC;
 	while ((c = getopt_long(argc, argv, "c:ftvhV", opts, NULL)) != -1) {
