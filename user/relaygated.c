@@ -57,6 +57,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -154,6 +155,12 @@ struct dump {
 	size_t vsize;                    /* the largest value size seen */
 };
 
+/* Keys the walker saw expired: grants and denies. */
+struct expired {
+	struct rg_addr *keys;
+	size_t n, cap, ngrants;          /* keys[0, ngrants): grants; the rest denies */
+};
+
 /* The map walker's state (see walker_main). */
 struct walker {
 	struct daemon *d;
@@ -165,7 +172,8 @@ struct walker {
 	/* mu */
 	uint64_t asked, done;            /* walks asked for; done up to */
 	bool force, stop;
-	struct rg_state expired;         /* seen expired, for the loop */
+	struct expired expired;          /* the latest walk's, for the loop */
+	bool have_expired;
 	uint64_t saves, save_errors;     /* since the loop last looked */
 	bool last_failed;
 	char save_err[512], walk_err[256];
@@ -227,8 +235,8 @@ struct daemon {
 	char tiface_missing[RG_CONFIG_MAX_IFACES];   /* warned: name not there */
 
 	struct walker wk;                /* walks the grant and deny maps */
-	struct rg_state expq;            /* seen expired by the walker, to remove */
-	size_t exp_g, exp_d;             /* removed up to here */
+	struct expired expq;             /* seen expired by the walker, to remove */
+	size_t exp_at;                   /* removed up to here */
 	bool exp_more;                   /* expq not done */
 	char save_err[512];              /* the last state file error logged */
 	uint64_t save_err_ns;
@@ -1035,20 +1043,44 @@ static uint64_t pacing_cost(uint64_t ns)
 /* A walk takes at most 1/RG_WALK_SHARE of the time: at a million grants,
  * one about every 10 s. */
 #define RG_WALK_SHARE 10
+#define RG_WALKER_NICE 10
 
 struct walk_ctx {
 	struct rg_gate g;                /* the maps' fds and prefixes: a private copy */
-	struct rg_state cur, exp;        /* live entries; expired ones */
+	struct rg_state cur;             /* live entries */
+	struct expired exp;              /* expired ones: grants first */
 	uint64_t now;
 	int err;
 };
+
+static int expired_add(struct expired *e, const struct rg_addr *k)
+{
+	if (e->n == e->cap) {
+		size_t ncap = e->cap ? e->cap * 2 : 256;
+		struct rg_addr *nk = realloc(e->keys, ncap * sizeof(*nk));
+
+		if (!nk)
+			return -ENOMEM;
+		e->keys = nk;
+		e->cap = ncap;
+	}
+	e->keys[e->n++] = *k;
+	return 0;
+}
+
+static void expired_free(struct expired *e)
+{
+	free(e->keys);
+	memset(e, 0, sizeof(*e));
+}
 
 static int walk_grant_cb(const struct rg_addr *k, const struct rg_grant *v, void *ctx)
 {
 	struct walk_ctx *w = ctx;
 
-	if (rg_state_add_grant(v->expires <= w->now ? &w->exp : &w->cur, k, v))
+	if (v->expires <= w->now ? expired_add(&w->exp, k) : rg_state_add_grant(&w->cur, k, v))
 		w->err = -ENOMEM;
+	w->exp.ngrants = w->exp.n;       /* grants are walked first */
 	return w->err;
 }
 
@@ -1056,7 +1088,7 @@ static int walk_deny_cb(const struct rg_addr *k, const struct rg_deny *v, void *
 {
 	struct walk_ctx *w = ctx;
 
-	if (rg_state_add_deny(v->expires <= w->now ? &w->exp : &w->cur, k, v))
+	if (v->expires <= w->now ? expired_add(&w->exp, k) : rg_state_add_deny(&w->cur, k, v))
 		w->err = -ENOMEM;
 	return w->err;
 }
@@ -1300,37 +1332,19 @@ static void dedupe(struct rg_state *st)
 	st->ndenies = o;
 }
 
-/* Append what from holds to to, emptying from. An entry without memory
- * is left out: the next walk reports it again. */
-static void state_move(struct rg_state *to, struct rg_state *from)
-{
-	size_t i;
-
-	if (!to->ngrants && !to->ndenies) {
-		rg_state_free(to);
-		*to = *from;
-		memset(from, 0, sizeof(*from));
-		return;
-	}
-	for (i = 0; i < from->ngrants; i++)
-		rg_state_add_grant(to, &from->grants[i].key, &from->grants[i].v);
-	for (i = 0; i < from->ndenies; i++)
-		rg_state_add_deny(to, &from->denies[i].key, &from->denies[i].v);
-	rg_state_free(from);
-}
-
 /*
- * One walk (gate_mu held): read both maps, log changes from outside, write
- * the state file when anything changed since the last write that worked
- * (or always, with force), and hand the loop the expired entries and the
- * outcome.
+ * One walk (gate_mu held): read both maps and log changes from outside.
+ * Returns whether the state file is due (anything changed since the last
+ * write that worked, or force) with its path in path; wk->prev is then
+ * what to write. The expired entries and a walk error go to the loop.
  */
-static void walk_once(struct walker *wk, bool force)
+static bool walk_once(struct walker *wk, bool force, char *path, size_t pathlen)
 {
 	struct daemon *d = wk->d;
 	struct walk_ctx w = { .now = rg_now_ns() };
-	char err[512] = "", werr[256] = "";
-	int r1, r2, failed = -1;         /* -1: no write */
+	char werr[256] = "";
+	bool save = false;
+	int r1, r2;
 
 	w.g.grants_fd = d->gate.grants_fd;
 	w.g.deny_fd = d->gate.deny_fd;
@@ -1341,8 +1355,11 @@ static void walk_once(struct walker *wk, bool force)
 		snprintf(werr, sizeof(werr), "%s",
 			 w.err ? strerror(-w.err) : r1 < 0 || r2 < 0 ? strerror(-(r1 ? r1 : r2)) : w.g.err);
 		rg_state_free(&w.cur);
-		rg_state_free(&w.exp);
-		goto out;
+		expired_free(&w.exp);
+		pthread_mutex_lock(&wk->mu);
+		snprintf(wk->walk_err, sizeof(wk->walk_err), "%s", werr);
+		pthread_mutex_unlock(&wk->mu);
+		return false;
 	}
 	if (w.cur.ngrants)
 		qsort(w.cur.grants, w.cur.ngrants, sizeof(*w.cur.grants), cmp_grant);
@@ -1355,46 +1372,64 @@ static void walk_once(struct walker *wk, bool force)
 		wk->save_pending = true;
 	}
 	if (wk->save_pending || force) {
-		struct rg_state_clocks clk;
-
-		rg_state_clocks_now(&clk);
-		failed = rg_state_save(d->cfg.grants.state_file, &w.cur, &clk, err, sizeof(err)) != 0;
-		wk->save_pending = failed;
+		/* cleared now: a reload meanwhile sets it again */
+		wk->save_pending = false;
+		snprintf(path, pathlen, "%s", d->cfg.grants.state_file);
+		save = true;
 	}
 	rg_state_free(&wk->prev);
 	wk->prev = w.cur;
 	wk->have_prev = true;
-out:
+	/* A newer walk's list replaces one the loop has not taken. */
 	pthread_mutex_lock(&wk->mu);
-	if (failed > 0) {
-		wk->save_errors++;
-		snprintf(wk->save_err, sizeof(wk->save_err), "%s", err);
-	} else if (!failed) {
-		wk->saves++;
-	}
-	if (failed >= 0)
-		wk->last_failed = failed;
-	if (werr[0])
-		snprintf(wk->walk_err, sizeof(wk->walk_err), "%s", werr);
-	state_move(&wk->expired, &w.exp);
+	expired_free(&wk->expired);
+	wk->expired = w.exp;
+	wk->have_expired = true;
 	pthread_mutex_unlock(&wk->mu);
-	rg_state_free(&w.exp);
+	return save;
 }
 
-/* A walk with gate_mu, timed for pacing and /metrics. */
+/*
+ * A walk (under gate_mu), then the state file's write (not under it: a
+ * reload does not wait for the write and its fsyncs). The walk alone is
+ * timed, for pacing and relaygate_map_walk_seconds.
+ */
 static void walk_timed(struct walker *wk, bool force)
 {
+	struct rg_state_clocks clk;
+	char path[PATH_MAX], err[512] = "";
 	uint64_t t0, took;
+	bool save;
+	int r;
 
 	pthread_mutex_lock(&wk->gate_mu);
 	t0 = rg_now_ns();
-	walk_once(wk, force);
+	save = walk_once(wk, force, path, sizeof(path));
 	took = rg_now_ns() - t0;
 	pthread_mutex_unlock(&wk->gate_mu);
 	pthread_mutex_lock(&wk->mu);
 	wk->walk_at = t0;
 	wk->walk_cost = pacing_cost(took);
 	wk->walk_ns = took;
+	pthread_mutex_unlock(&wk->mu);
+	if (!save)
+		return;
+	/* wk->prev: only walks, in this thread, change it */
+	rg_state_clocks_now(&clk);
+	r = rg_state_save(path, &wk->prev, &clk, err, sizeof(err));
+	if (r) {
+		pthread_mutex_lock(&wk->gate_mu);
+		wk->save_pending = true;
+		pthread_mutex_unlock(&wk->gate_mu);
+	}
+	pthread_mutex_lock(&wk->mu);
+	if (r) {
+		wk->save_errors++;
+		snprintf(wk->save_err, sizeof(wk->save_err), "%s", err);
+	} else {
+		wk->saves++;
+	}
+	wk->last_failed = r != 0;
 	pthread_mutex_unlock(&wk->mu);
 }
 
@@ -1410,6 +1445,10 @@ static void *walker_main(void *arg)
 {
 	struct walker *wk = arg;
 
+	/* Background work: where it competes for a CPU, the loop goes
+	 * first (nice applies per thread on Linux). */
+	if (setpriority(PRIO_PROCESS, (id_t)gettid(), RG_WALKER_NICE))
+		rg_debug("walker: setpriority: %s", strerror(errno));
 	pthread_mutex_lock(&wk->mu);
 	while (!wk->stop) {
 		uint64_t asked, wait;
@@ -1476,7 +1515,8 @@ static void walker_start(struct daemon *d)
 static void walker_poll(struct daemon *d)
 {
 	struct walker *wk = &d->wk;
-	struct rg_state exp;
+	struct expired exp = { 0 };
+	bool have_exp;
 	uint64_t saves, errors;
 	bool last_failed;
 	char err[512], werr[256];
@@ -1493,8 +1533,12 @@ static void walker_poll(struct daemon *d)
 	memcpy(werr, wk->walk_err, sizeof(werr));
 	wk->walk_err[0] = '\0';
 	d->st.walk_ns = wk->walk_ns;
-	exp = wk->expired;
-	memset(&wk->expired, 0, sizeof(wk->expired));
+	have_exp = wk->have_expired;
+	if (have_exp) {
+		exp = wk->expired;
+		memset(&wk->expired, 0, sizeof(wk->expired));
+		wk->have_expired = false;
+	}
 	pthread_mutex_unlock(&wk->mu);
 	d->st.state_saves += saves;
 	d->st.state_save_errors += errors;
@@ -1504,28 +1548,34 @@ static void walker_poll(struct daemon *d)
 		save_outcome(d, false, NULL);
 	if (werr[0] && rl_take(&d->reject_rl))
 		rg_warn("walking the grant maps: %s", werr);
-	if (exp.ngrants || exp.ndenies)
-		d->exp_more = true;
-	state_move(&d->expq, &exp);
+	if (have_exp) {
+		/* the newest list: what an older one still held and is still
+		 * expired is on it again */
+		expired_free(&d->expq);
+		d->expq = exp;
+		d->exp_at = 0;
+		d->exp_more = exp.n > 0;
+	}
 }
 
 /*
  * Ask for a walk; wait: until one asked for now has finished. A forced
- * walk runs at once and writes the state file.
+ * walk runs at once and writes the state file. False: put off (inline
+ * walks only; the thread paces the walks it is asked for itself).
  */
-static void walker_ask(struct daemon *d, bool force, bool wait)
+static bool walker_ask(struct daemon *d, bool force, bool wait)
 {
 	struct walker *wk = &d->wk;
 	uint64_t mine;
 
 	if (!d->gate_open)
-		return;
+		return true;
 	if (!wk->threaded) {
 		if (!force && walk_wait(wk))
-			return;
+			return false;
 		walk_timed(wk, force);
 		walker_poll(d);
-		return;
+		return true;
 	}
 	pthread_mutex_lock(&wk->mu);
 	mine = ++wk->asked;
@@ -1536,6 +1586,7 @@ static void walker_ask(struct daemon *d, bool force, bool wait)
 	pthread_mutex_unlock(&wk->mu);
 	if (wait)
 		walker_poll(d);
+	return true;
 }
 
 /* End the thread (after its walk in progress) and free what walks kept. */
@@ -1552,6 +1603,7 @@ static void walker_stop(struct daemon *d)
 		wk->threaded = false;
 	}
 	walker_poll(d);
+	expired_free(&wk->expired);
 	rg_state_free(&wk->prev);
 	wk->have_prev = false;
 	free(wk->dump.keys);
@@ -1569,39 +1621,39 @@ static void walker_stop(struct daemon *d)
 
 static bool expire_some(struct daemon *d, size_t budget)
 {
-	struct rg_state *q = &d->expq;
+	struct expired *q = &d->expq;
 	char a[RG_ADDRSTRLEN], u[RG_USER_LEN];
 	uint64_t now = rg_now_ns();
 
-	for (; budget && d->exp_g < q->ngrants; budget--) {
-		const struct rg_state_grant *e = &q->grants[d->exp_g++];
-		struct rg_grant v;
+	for (; budget && d->exp_at < q->n; budget--) {
+		const struct rg_addr *k = &q->keys[d->exp_at++];
+		union {
+			struct rg_grant g;
+			struct rg_deny d;
+		} v;
 
-		if (bpf_map_lookup_elem(d->gate.grants_fd, &e->key, &v) || v.expires > now ||
-		    bpf_map_delete_elem(d->gate.grants_fd, &e->key))
-			continue;
-		v.user[RG_USER_LEN - 1] = '\0';
-		d->st.expired_grants++;
-		rg_info("expire grant %s user=%s service=%s origin=%s",
-			key_str(&d->gate, &e->key, a, sizeof(a)), log_user(v.user, u, sizeof(u)),
-			rg_service_name(v.service), rg_origin_name(v.origin));
+		if (d->exp_at <= q->ngrants) {
+			if (bpf_map_lookup_elem(d->gate.grants_fd, k, &v.g) || v.g.expires > now ||
+			    bpf_map_delete_elem(d->gate.grants_fd, k))
+				continue;
+			v.g.user[RG_USER_LEN - 1] = '\0';
+			d->st.expired_grants++;
+			rg_info("expire grant %s user=%s service=%s origin=%s",
+				key_str(&d->gate, k, a, sizeof(a)), log_user(v.g.user, u, sizeof(u)),
+				rg_service_name(v.g.service), rg_origin_name(v.g.origin));
+		} else {
+			if (bpf_map_lookup_elem(d->gate.deny_fd, k, &v.d) || v.d.expires > now ||
+			    bpf_map_delete_elem(d->gate.deny_fd, k))
+				continue;
+			d->st.expired_denies++;
+			rg_info("expire deny %s failures=%u origin=%s", key_str(&d->gate, k, a, sizeof(a)),
+				v.d.failures, rg_origin_name(v.d.origin));
+		}
 	}
-	for (; budget && d->exp_d < q->ndenies; budget--) {
-		const struct rg_state_deny *e = &q->denies[d->exp_d++];
-		struct rg_deny v;
-
-		if (bpf_map_lookup_elem(d->gate.deny_fd, &e->key, &v) || v.expires > now ||
-		    bpf_map_delete_elem(d->gate.deny_fd, &e->key))
-			continue;
-		d->st.expired_denies++;
-		rg_info("expire deny %s failures=%u origin=%s", key_str(&d->gate, &e->key, a, sizeof(a)),
-			v.failures, rg_origin_name(v.origin));
-	}
-	if (d->exp_g < q->ngrants || d->exp_d < q->ndenies)
+	if (d->exp_at < q->n)
 		return true;
-	rg_state_free(q);
-	memset(q, 0, sizeof(*q));
-	d->exp_g = d->exp_d = 0;
+	expired_free(q);
+	d->exp_at = 0;
 	return false;
 }
 
@@ -1786,7 +1838,7 @@ static void render(struct rg_mbuf *b, void *ctx)
 			 "How long the last summary rebuild took.");
 	rg_metric_f(b, "relaygate_summary_rebuild_seconds", s.sum_rebuild_ns / 1e9);
 	rg_metric_family(b, "relaygate_map_walk_seconds", "gauge",
-			 "How long the last walk of the grant and deny maps took (expiries, changes from outside, the copy for the state file).");
+			 "How long the last walk of the grant and deny maps took (reading them, expiries found, changes from outside; not the state file's write).");
 	rg_metric_f(b, "relaygate_map_walk_seconds", s.walk_ns / 1e9);
 	rg_metric_family(b, "relaygate_state_saves_total", "counter",
 			 "State file writes, by result.");
@@ -2247,15 +2299,14 @@ static void tick(struct daemon *d)
 		/* Our own grants and denies go to the state file within a
 		 * walk: the next quarter-second tick while walks are cheap,
 		 * so kill -9 loses no grant older than about a second. */
-		if (d->changed)
-			walker_ask(d, false, false);
-		d->changed = false;
+		if (d->changed && walker_ask(d, false, false))
+			d->changed = false;
 		return;
 	}
 	d->quarters = 0;
 	rg_grants_sweep(d->grants, rg_now_ns());
-	walker_ask(d, false, false);
-	d->changed = false;
+	if (walker_ask(d, false, false))
+		d->changed = false;
 	summary_round(d, false);
 	for (i = 0; i < d->nsrc; i++)
 		source_process(d->src[i]);
@@ -2421,7 +2472,7 @@ static void shutdown_all(struct daemon *d)
 	walker_stop(d);
 	if (d->gate_open)
 		expire_some(d, SIZE_MAX);
-	rg_state_free(&d->expq);
+	expired_free(&d->expq);
 	pthread_mutex_lock(&d->lock);
 	d->gate_open = false;
 	pthread_mutex_unlock(&d->lock);
@@ -2522,6 +2573,7 @@ static int start(struct daemon *d, struct rg_config_file *cfg)
 	walker_start(d);
 	restore_state(d);
 	walker_ask(d, true, true);
+	expire_some(d, SIZE_MAX);        /* before the rebuild: their slots clear */
 	summary_round(d, true);
 
 	d->rb = ring_buffer__new(d->gate.events_fd, on_drop, d, NULL);
