@@ -237,7 +237,6 @@ struct daemon {
 	struct walker wk;                /* walks the grant and deny maps */
 	struct expired expq;             /* seen expired by the walker, to remove */
 	size_t exp_at;                   /* removed up to here */
-	bool exp_more;                   /* expq not done */
 	char save_err[512];              /* the last state file error logged */
 	uint64_t save_err_ns;
 
@@ -1011,6 +1010,16 @@ static void grants_conf(const struct rg_config_file *c, struct rg_grants_conf *g
 
 /* ------------------------------------------------------------ state */
 
+/* What a rebuild or walk that took ns counts as, for pacing: at most
+ * RG_COST_MAX_NS, as a suspend or a stopped process in the middle of one
+ * is not its own cost. */
+#define RG_COST_MAX_NS   (5 * NS_PER_SEC)
+
+static uint64_t pacing_cost(uint64_t ns)
+{
+	return ns < RG_COST_MAX_NS ? ns : RG_COST_MAX_NS;
+}
+
 /*
  * The walker. A thread of its own walks the grant and deny maps (about a
  * second at a million grants: the kernel's batch reads, the sort, the
@@ -1031,15 +1040,6 @@ static void grants_conf(const struct rg_config_file *c, struct rg_grants_conf *g
  * only walks touch is marked "gate_mu". Order: gate_mu, then mu. Without
  * the thread (none could be made) the loop walks inline, paced the same.
  */
-/* What a rebuild or walk that took ns counts as, for pacing: at most
- * RG_COST_MAX_NS, as a suspend or a stopped process in the middle of one
- * is not its own cost. */
-#define RG_COST_MAX_NS   (5 * NS_PER_SEC)
-
-static uint64_t pacing_cost(uint64_t ns)
-{
-	return ns < RG_COST_MAX_NS ? ns : RG_COST_MAX_NS;
-}
 /* A walk takes at most 1/RG_WALK_SHARE of the time: at a million grants,
  * one about every 10 s. */
 #define RG_WALK_SHARE 10
@@ -1186,8 +1186,8 @@ static void log_outside_changes(const struct rg_gate *g, const struct rg_state *
 }
 
 /* The outcome of the latest state file write: an error is logged once,
- * again when it changes, and once a minute, and the walker tries again on its next walk;
- * a success after one is logged too. */
+ * again when it changes, and once a minute, and the walker tries again on
+ * its next walk; a success after one is logged too. */
 static void save_outcome(struct daemon *d, bool failed, const char *err)
 {
 	struct rg_state_clocks clk;
@@ -1342,7 +1342,6 @@ static bool walk_once(struct walker *wk, bool force, char *path, size_t pathlen)
 {
 	struct daemon *d = wk->d;
 	struct walk_ctx w = { .now = rg_now_ns() };
-	char werr[256] = "";
 	bool save = false;
 	int r1, r2;
 
@@ -1352,12 +1351,11 @@ static bool walk_once(struct walker *wk, bool force, char *path, size_t pathlen)
 	r1 = walk_grants(wk, &w);
 	r2 = r1 ? 0 : walk_denies(wk, &w);
 	if (r1 || r2 || w.err) {
-		snprintf(werr, sizeof(werr), "%s",
-			 w.err ? strerror(-w.err) : r1 < 0 || r2 < 0 ? strerror(-(r1 ? r1 : r2)) : w.g.err);
 		rg_state_free(&w.cur);
 		expired_free(&w.exp);
 		pthread_mutex_lock(&wk->mu);
-		snprintf(wk->walk_err, sizeof(wk->walk_err), "%s", werr);
+		snprintf(wk->walk_err, sizeof(wk->walk_err), "%s",
+			 w.err ? strerror(-w.err) : r1 < 0 || r2 < 0 ? strerror(-(r1 ? r1 : r2)) : w.g.err);
 		pthread_mutex_unlock(&wk->mu);
 		return false;
 	}
@@ -1554,7 +1552,6 @@ static void walker_poll(struct daemon *d)
 		expired_free(&d->expq);
 		d->expq = exp;
 		d->exp_at = 0;
-		d->exp_more = exp.n > 0;
 	}
 }
 
@@ -1614,12 +1611,17 @@ static void walker_stop(struct daemon *d)
 /*
  * Remove up to budget of the entries the walker saw expired, each looked
  * up again first: a login, or relaygatectl, may have renewed it since.
- * Returns true while some are left (the loop comes back after its next
- * round of events).
+ * While some are left (expiring()), the loop comes back after its next
+ * round of events.
  */
 #define EXPIRE_SLICE 256
 
-static bool expire_some(struct daemon *d, size_t budget)
+static bool expiring(const struct daemon *d)
+{
+	return d->exp_at < d->expq.n;
+}
+
+static void expire_some(struct daemon *d, size_t budget)
 {
 	struct expired *q = &d->expq;
 	char a[RG_ADDRSTRLEN], u[RG_USER_LEN];
@@ -1650,11 +1652,10 @@ static bool expire_some(struct daemon *d, size_t budget)
 				v.d.failures, rg_origin_name(v.d.origin));
 		}
 	}
-	if (d->exp_at < q->n)
-		return true;
-	expired_free(q);
-	d->exp_at = 0;
-	return false;
+	if (!expiring(d)) {
+		expired_free(q);
+		d->exp_at = 0;
+	}
 }
 
 /* Grants and denies of the state file back into the maps (after a reboot,
@@ -2360,7 +2361,7 @@ static int run(struct daemon *d)
 
 		for (k = 0; k < d->nsrc; k++)
 			more |= d->src[k]->more;
-		more |= d->exp_more;
+		more |= expiring(d);
 		n = epoll_wait(d->ep, ev, MAX_EPOLL_EVENTS, more ? 0 : -1);
 		if (n < 0) {
 			if (errno == EINTR)
@@ -2410,8 +2411,8 @@ static int run(struct daemon *d)
 			if (h->kind == H_SIGNAL)
 				break;
 		}
-		if (d->exp_more)
-			d->exp_more = expire_some(d, EXPIRE_SLICE);
+		if (expiring(d))
+			expire_some(d, EXPIRE_SLICE);
 		/* Sources with data left get their turn after each round. */
 		for (k = 0; d->running && k < d->nsrc; k++)
 			if (d->src[k]->more)
