@@ -696,7 +696,23 @@ static int p_metrics_listen(struct loader *l, const struct key *k, const char *v
 	return 0;
 }
 
-/* redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or unix:/PATH[?db=N]. */
+/* [USER]:PASSWORD before end into the config (the user is ignored). */
+static const char *redis_password(const char *p, const char *end, struct rg_config_file *c)
+{
+	const char *colon = memchr(p, ':', (size_t)(end - p));
+	size_t plen;
+
+	if (!colon)
+		return "expected :PASSWORD@ before the host or path";
+	plen = (size_t)(end - colon - 1);
+	if (!plen || plen >= sizeof(c->cluster.redis_password))
+		return "bad password";
+	memcpy(c->cluster.redis_password, colon + 1, plen);
+	c->cluster.redis_password[plen] = '\0';
+	return NULL;
+}
+
+/* redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] or unix:[//][[USER]:PASSWORD@]/PATH[?db=N]. */
 static const char *parse_redis(const char *v, struct rg_config_file *c)
 {
 	unsigned long long n;
@@ -710,6 +726,18 @@ static const char *parse_redis(const char *v, struct rg_config_file *c)
 		const char *why;
 
 		p = v + 5;
+		if (!strncmp(p, "//", 2))
+			p += 2;
+		if (*p != '/') {
+			slash = strchr(p, '/');
+			at = slash ? memrchr(p, '@', (size_t)(slash - p)) : NULL;
+			if (!at)
+				return "expected unix:[:PASSWORD@]/PATH[?db=N]";
+			why = redis_password(p, at, c);
+			if (why)
+				return why;
+			p = at + 1;
+		}
 		q = strstr(p, "?db=");
 		hlen = q ? (size_t)(q - p) : strlen(p);
 		if (hlen >= sizeof(path))
@@ -734,16 +762,10 @@ static const char *parse_redis(const char *v, struct rg_config_file *c)
 	slash = strchr(p, '/');
 	at = memchr(p, '@', slash ? (size_t)(slash - p) : strlen(p));
 	if (at) {
-		const char *colon = memchr(p, ':', (size_t)(at - p));
-		size_t plen;
+		const char *why = redis_password(p, at, c);
 
-		if (!colon)
-			return "expected redis://:PASSWORD@HOST";
-		plen = (size_t)(at - colon - 1);
-		if (!plen || plen >= sizeof(c->cluster.redis_password))
-			return "bad password";
-		memcpy(c->cluster.redis_password, colon + 1, plen);
-		c->cluster.redis_password[plen] = '\0';
+		if (why)
+			return why;
 		p = at + 1;
 	}
 	if (*p == '[') {

@@ -374,6 +374,14 @@ static int conf_check(const struct rg_grants_conf *c, char *err, size_t errlen)
 	return 0;
 }
 
+int rg_grants_overlaps_trusted(struct rg_grants *gr, const struct rg_addr *net,
+			       unsigned prefixlen)
+{
+	if (conf_trusted(gr, net, prefixlen))
+		return 1;
+	return gr->ops.trusted ? gr->ops.trusted(gr->ops_ctx, net, net, prefixlen) : 0;
+}
+
 /* Copy c into gr->conf, with defaults, and the trusted list into gr->trusted. */
 static int conf_apply(struct rg_grants *gr, const struct rg_grants_conf *c,
 		      char *err, size_t errlen)

@@ -89,6 +89,10 @@ enum rg_grants_result {
 enum rg_grants_result rg_grants_handle(struct rg_grants *gr,
 				       const struct rg_auth_event *ev,
 				       uint64_t now_ns);
+/* Whether net/prefixlen overlaps a trusted subnet (the configured list or
+ * the trust maps), which are never denied: 1, 0, or -errno. Main loop. */
+int rg_grants_overlaps_trusted(struct rg_grants *gr, const struct rg_addr *net,
+			       unsigned prefixlen);
 /* The last error, one line. */
 const char *rg_grants_error(const struct rg_grants *gr);
 

@@ -7,14 +7,17 @@
  *   control socket (control.c) ----------/
  *
  * and beside that the Postfix policy service (policy.c), the drop events of
- * the BPF ring buffer, the state file (state.c) and /metrics (metrics.c).
+ * the BPF ring buffer, the state file (state.c), /metrics (metrics.c) and
+ * the cluster (cluster.c: grants and denies shared through Redis).
  *
  * One thread runs everything but the two HTTP servers (metrics and the auth
- * policy push source, each on its own libmicrohttpd thread) and the map
- * walker (its own thread, walker_main): an epoll loop over every source's
- * descriptor, the control socket, the push sources' event queue, the
- * policy server, the ring buffer, the walker's results, a signalfd (SIGHUP
- * reload, SIGTERM/SIGINT exit) and a quarter-second timerfd.
+ * policy push source, each on its own libmicrohttpd thread), the map
+ * walker (its own thread, walker_main) and the cluster's Redis client (its
+ * own thread, in cluster.c): an epoll loop over every source's descriptor,
+ * the control socket, the push sources' event queue, the policy server,
+ * the ring buffer, the walker's results, the cluster's received entries, a
+ * signalfd (SIGHUP reload, SIGTERM/SIGINT exit) and a quarter-second
+ * timerfd. Only the loop writes grants and denies into the maps.
  *
  * The tick (every second; between, a quarter-second tick saves the state
  * file when our own events changed the maps):
@@ -69,6 +72,7 @@
 #include "audit.h"
 #include "authpolicy.h"
 #include "cidr.h"
+#include "cluster.h"
 #include "config.h"
 #include "control.h"
 #include "duration.h"
@@ -93,7 +97,8 @@
 
 /* ------------------------------------------------------------ types */
 
-enum h_kind { H_SOURCE, H_CONTROL, H_EVQ, H_POLICY, H_RINGBUF, H_SIGNAL, H_TIMER, H_WALK };
+enum h_kind { H_SOURCE, H_CONTROL, H_EVQ, H_POLICY, H_RINGBUF, H_SIGNAL, H_TIMER, H_WALK,
+	      H_CLUSTER };
 
 /* What an epoll event's data.ptr points at. */
 struct handler {
@@ -144,6 +149,9 @@ struct dstats {
 	uint64_t sum_rebuilds, sum_rebuild_errors, sum_rebuild_ns;
 	uint64_t walk_ns;                /* the last walk of the grant and deny maps */
 	uint64_t evq_dropped;
+	bool cluster_on;
+	struct rg_cluster_stats cluster;
+	uint64_t cluster_applied, cluster_kept, cluster_trusted, cluster_errors;
 	bool policy_on;
 	struct rg_policy_stats policy;
 };
@@ -226,7 +234,7 @@ struct daemon {
 	unsigned quarters;      /* timer ticks since the last one-second round */
 	bool changed;           /* our own grant or deny since the last save */
 	uint64_t sum_at, sum_cost;   /* last summary rebuild: when, how long (ns) */
-	struct handler h_control, h_evq, h_policy, h_rb, h_sig, h_timer, h_walk;
+	struct handler h_control, h_evq, h_policy, h_rb, h_sig, h_timer, h_walk, h_cluster;
 	bool running;
 
 	bool attached_now[RG_CONFIG_MAX_IFACES];   /* attached by this start */
@@ -234,6 +242,8 @@ struct daemon {
 	size_t ntiface;
 	char tiface_missing[RG_CONFIG_MAX_IFACES];   /* warned: name not there */
 
+	struct rg_cluster *cluster;      /* [cluster]: its thread; NULL without */
+	struct rg_cluster *cluster_old;  /* replaced by a reload, freed after it */
 	struct walker wk;                /* walks the grant and deny maps */
 	struct expired expq;             /* seen expired by the walker, to remove */
 	size_t exp_at;                   /* removed up to here */
@@ -414,13 +424,31 @@ startup_error(struct daemon *d, const char *fmt, ...)
 
 /* ------------------------------------------------------------ events */
 
+/* A grant or deny this host just made, to the other hosts: the entry as
+ * the map now holds it. */
+static void share_local(struct daemon *d, const struct rg_auth_event *ev, bool deny)
+{
+	struct rg_addr k = ev->addr;
+	struct rg_grant g;
+	struct rg_deny v;
+
+	rg_addr_key(&k, d->gate.cfg.v4_prefix, d->gate.cfg.v6_prefix);
+	if (!deny && !bpf_map_lookup_elem(d->gate.grants_fd, &k, &g))
+		rg_cluster_share_grant(d->cluster, &k, &g);
+	else if (deny && !bpf_map_lookup_elem(d->gate.deny_fd, &k, &v))
+		rg_cluster_share_deny(d->cluster, &k, &v);
+}
+
 /* The one way into grants.c: every source ends here. */
 static enum rg_grants_result handle_event(struct daemon *d, struct rg_auth_event *ev)
 {
 	enum rg_grants_result r = rg_grants_handle(d->grants, ev, rg_now_ns());
 
-	if (r == RG_GRANTS_GRANTED || r == RG_GRANTS_EXTENDED || r == RG_GRANTS_DENIED)
+	if (r == RG_GRANTS_GRANTED || r == RG_GRANTS_EXTENDED || r == RG_GRANTS_DENIED) {
 		d->changed = true;
+		if (d->cluster)
+			share_local(d, ev, r == RG_GRANTS_DENIED);
+	}
 	return r;
 }
 
@@ -1130,8 +1158,9 @@ static bool grants_equal(const struct rg_state *a, const struct rg_state *b)
 /* Log what changed in the maps without us: grants and denies removed before
  * their expiry (relaygatectl grant del, deny del, or LRU eviction of a full
  * map) and ones added with relaygatectl. Both arrays sorted. */
+/* Also shares what relaygatectl added with the cluster (cl, may be NULL). */
 static void log_outside_changes(const struct rg_gate *g, const struct rg_state *prev,
-				const struct rg_state *cur, uint64_t now)
+				const struct rg_state *cur, uint64_t now, struct rg_cluster *cl)
 {
 	char a[RG_ADDRSTRLEN], u[RG_USER_LEN], t[32];
 	size_t i = 0, j = 0;
@@ -1150,11 +1179,14 @@ static void log_outside_changes(const struct rg_gate *g, const struct rg_state *
 		} else if (c > 0) {
 			const struct rg_state_grant *e = &cur->grants[j++];
 
-			if (e->v.origin == RG_ORIGIN_CLI)
+			if (e->v.origin == RG_ORIGIN_CLI) {
 				rg_info("grant %s user=%s source=cli ttl=%s (added with relaygatectl)",
 					key_str(g, &e->key, a, sizeof(a)),
 					log_user(e->v.user, u, sizeof(u)),
 					dur_ns(e->v.expires - now, t, sizeof(t)));
+				if (cl)
+					rg_cluster_share_grant(cl, &e->key, &e->v);
+			}
 		} else {
 			i++;
 			j++;
@@ -1174,10 +1206,13 @@ static void log_outside_changes(const struct rg_gate *g, const struct rg_state *
 		} else if (c > 0) {
 			const struct rg_state_deny *e = &cur->denies[j++];
 
-			if (e->v.origin == RG_ORIGIN_CLI)
+			if (e->v.origin == RG_ORIGIN_CLI) {
 				rg_info("deny %s source=cli ttl=%s (added with relaygatectl)",
 					key_str(g, &e->key, a, sizeof(a)),
 					dur_ns(e->v.expires - now, t, sizeof(t)));
+				if (cl)
+					rg_cluster_share_deny(cl, &e->key, &e->v);
+			}
 		} else {
 			i++;
 			j++;
@@ -1366,7 +1401,7 @@ static bool walk_once(struct walker *wk, bool force, char *path, size_t pathlen)
 	dedupe(&w.cur);
 	if (!wk->have_prev || !grants_equal(&wk->prev, &w.cur)) {
 		if (wk->have_prev)
-			log_outside_changes(&w.g, &wk->prev, &w.cur, w.now);
+			log_outside_changes(&w.g, &wk->prev, &w.cur, w.now, d->cluster);
 		wk->save_pending = true;
 	}
 	if (wk->save_pending || force) {
@@ -1728,6 +1763,144 @@ static void restore_state(struct daemon *d)
 	rg_state_free(&st);
 }
 
+/* ------------------------------------------------------------ cluster */
+
+/*
+ * [cluster]: the thread (cluster.c) talks to Redis; the loop writes what
+ * other hosts sent into the maps, as it writes everything else, so a
+ * cluster entry and a local login for the same key never race.
+ */
+#define CLUSTER_SLICE 256        /* entries written per turn of the loop */
+
+/* The cluster thread, on each connect: every live entry of the maps, read
+ * as a walk reads them (under gate_mu: a reload may reopen the maps). */
+static int cluster_snapshot(void *ctx, struct rg_state *st)
+{
+	struct daemon *d = ctx;
+	struct walk_ctx w = { .now = rg_now_ns() };
+	int r;
+
+	pthread_mutex_lock(&d->wk.gate_mu);
+	w.g.grants_fd = d->gate.grants_fd;
+	w.g.deny_fd = d->gate.deny_fd;
+	w.g.cfg = d->gate.cfg;
+	r = walk_grants(&d->wk, &w);
+	if (!r)
+		r = walk_denies(&d->wk, &w);
+	pthread_mutex_unlock(&d->wk.gate_mu);
+	expired_free(&w.exp);
+	if (r || w.err) {
+		rg_state_free(&w.cur);
+		return r < 0 ? r : w.err ? w.err : -EIO;
+	}
+	*st = w.cur;
+	return 0;
+}
+
+/* One entry from another host (or read back from Redis) into the maps. */
+static void cluster_put(struct daemon *d, const struct rg_cluster_entry *e)
+{
+	struct rg_addr k = e->key;
+	uint64_t now = rg_now_ns();
+	char a[RG_ADDRSTRLEN], u[RG_USER_LEN], t[32];
+	bool had;
+	int r;
+
+	rg_addr_key(&k, d->gate.cfg.v4_prefix, d->gate.cfg.v6_prefix);
+	if (!e->deny) {
+		struct rg_grant old, v = e->g;
+
+		had = !bpf_map_lookup_elem(d->gate.grants_fd, &k, &old) && old.expires > now;
+		/* An expiry travels rounded up to the second: less than a
+		 * second more is the same grant (our own, read back), kept
+		 * with its source. */
+		if ((had && old.expires + NS_PER_SEC >= v.expires) || v.expires <= now) {
+			d->st.cluster_kept++;
+			return;
+		}
+		v.origin = RG_ORIGIN_CLUSTER;
+		r = rg_grant_put_abs(&d->gate, &k, &v);
+		if (!r && !had && e->live)
+			rg_info("grant %s user=%s source=cluster host=%s ttl=%s",
+				key_str(&d->gate, &k, a, sizeof(a)), log_user(v.user, u, sizeof(u)),
+				e->host, dur_ns(v.expires - now, t, sizeof(t)));
+	} else {
+		struct rg_deny old;
+		bool v4 = k.family == RG_AF_INET;
+
+		had = !bpf_map_lookup_elem(d->gate.deny_fd, &k, &old) && old.expires > now;
+		if ((had && old.expires + NS_PER_SEC >= e->d.expires) || e->d.expires <= now) {
+			d->st.cluster_kept++;
+			return;
+		}
+		r = rg_grants_overlaps_trusted(d->grants, &k, v4 ? d->gate.cfg.v4_prefix :
+					       d->gate.cfg.v6_prefix);
+		if (r) {
+			if (r > 0 && e->live && rl_take(&d->reject_rl))
+				rg_info("not denying %s (sent by %s): it overlaps a trusted subnet here",
+					key_str(&d->gate, &k, a, sizeof(a)), e->host);
+			d->st.cluster_trusted += r > 0;
+			d->st.cluster_errors += r < 0;
+			return;
+		}
+		r = rg_deny_put(&d->gate, &k, e->d.expires - now, RG_ORIGIN_CLUSTER, e->d.failures);
+		if (!r && !had && e->live)
+			rg_info("deny %s source=cluster host=%s ttl=%s",
+				key_str(&d->gate, &k, a, sizeof(a)), e->host,
+				dur_ns(e->d.expires - now, t, sizeof(t)));
+	}
+	if (r) {
+		d->st.cluster_errors++;
+		if (rl_take(&d->reject_rl))
+			rg_warn("cluster: %s %s: %s", e->deny ? "deny" : "grant",
+				key_str(&d->gate, &k, a, sizeof(a)), d->gate.err);
+		return;
+	}
+	d->st.cluster_applied++;
+	d->changed = true;
+}
+
+/* Entries waiting from the cluster thread: a slice per turn (the eventfd
+ * stays readable while more wait). */
+static void cluster_poll(struct daemon *d)
+{
+	struct rg_cluster_entry e[64];
+	size_t n, i, done = 0;
+
+	while (d->cluster && done < CLUSTER_SLICE &&
+	       (n = rg_cluster_take(d->cluster, e, sizeof(e) / sizeof(e[0])))) {
+		for (i = 0; i < n; i++)
+			cluster_put(d, &e[i]);
+		done += n;
+	}
+}
+
+/* Start, keep or stop the cluster for config c (start and reload; a
+ * replaced one waits in cluster_old until gate_mu is let go: its thread
+ * may be waiting for it in cluster_snapshot). */
+static void cluster_configure(struct daemon *d, const struct rg_config_file *c,
+			      const struct rg_config_file *old)
+{
+	struct rg_cluster_hooks h = { .snapshot = cluster_snapshot, .ctx = d };
+	struct rg_cluster *cl = NULL;
+	char err[256];
+
+	if (d->cluster && old && !strcmp(old->cluster.redis, c->cluster.redis))
+		return;
+	if (c->cluster.redis[0] && rg_cluster_new(&cl, c, &h, err, sizeof(err)))
+		rg_err("%s; working without the cluster", err);
+	if (d->cluster) {
+		ep_del(d, rg_cluster_fd(d->cluster));
+		rg_info("cluster: leaving %s", rg_cluster_where(d->cluster));
+	}
+	if (cl && ep_add(d, rg_cluster_fd(cl), &d->h_cluster))
+		rg_err("cluster: epoll: %s", strerror(errno));
+	if (cl)
+		rg_info("cluster: sharing grants and denies through %s", rg_cluster_where(cl));
+	d->cluster_old = d->cluster;
+	d->cluster = cl;
+}
+
 /* ------------------------------------------------------------ metrics */
 
 static void render(struct rg_mbuf *b, void *ctx)
@@ -1852,6 +2025,28 @@ static void render(struct rg_mbuf *b, void *ctx)
 	rg_metric_one(b, "relaygate_push_events_dropped_total", "counter",
 		      "Pushed auth events lost because the daemon's queue was full.",
 		      s.evq_dropped);
+	if (s.cluster_on) {
+		const char *n = "relaygate_cluster_entries_total";
+
+		rg_metric_one(b, "relaygate_cluster_up", "gauge",
+			      "1 while connected to the cluster's Redis, else 0.", s.cluster.up);
+		rg_metric_one(b, "relaygate_cluster_connects_total", "counter",
+			      "Connections to Redis that worked (each reads and pushes everything).",
+			      s.cluster.connects);
+		rg_metric_one(b, "relaygate_cluster_errors_total", "counter",
+			      "Failed connects, failed commands and lost connections to Redis.",
+			      s.cluster.errors);
+		rg_metric_family(b, n, "counter",
+				 "Cluster entries: published (local, extending Redis), received (from other hosts or read back), applied (written into the maps), kept (the maps held as long or longer), trusted (denies not applied: a trusted subnet here), rejected (malformed), dropped (local, queue full), failed (map writes).");
+		rg_metric_u64_l1(b, n, "result", "published", s.cluster.published);
+		rg_metric_u64_l1(b, n, "result", "received", s.cluster.received);
+		rg_metric_u64_l1(b, n, "result", "applied", s.cluster_applied);
+		rg_metric_u64_l1(b, n, "result", "kept", s.cluster_kept);
+		rg_metric_u64_l1(b, n, "result", "trusted", s.cluster_trusted);
+		rg_metric_u64_l1(b, n, "result", "rejected", s.cluster.rejected);
+		rg_metric_u64_l1(b, n, "result", "dropped", s.cluster.dropped);
+		rg_metric_u64_l1(b, n, "result", "failed", s.cluster_errors);
+	}
 	if (s.policy_on) {
 		static const char n[] = "relaygate_policy_requests_total";
 
@@ -1885,6 +2080,9 @@ static void snapshot(struct daemon *d)
 	d->st.policy_on = d->policy != NULL;
 	if (d->policy)
 		rg_policy_stats(d->policy, &d->st.policy);
+	d->st.cluster_on = d->cluster != NULL;
+	if (d->cluster)
+		rg_cluster_get_stats(d->cluster, &d->st.cluster);
 	pthread_mutex_lock(&d->lock);
 	d->shown = d->st;
 	for (i = 0; i < d->nsrc; i++)
@@ -2225,6 +2423,7 @@ static void reload(struct daemon *d)
 		d->wk.save_pending = true;
 	}
 	commit(d, &nc, &p);
+	cluster_configure(d, &nc, &d->cfg);
 	rg_config_free(&d->cfg);
 	d->cfg = nc;
 	d->st.reloads++;
@@ -2336,6 +2535,8 @@ static void on_signal(struct daemon *d)
 			pthread_mutex_lock(&d->wk.gate_mu);
 			reload(d);
 			pthread_mutex_unlock(&d->wk.gate_mu);
+			rg_cluster_free(d->cluster_old);        /* not under gate_mu */
+			d->cluster_old = NULL;
 			summary_round(d, true);
 			snapshot(d);
 			break;
@@ -2403,6 +2604,9 @@ static int run(struct daemon *d)
 			case H_WALK:
 				walker_poll(d);
 				break;
+			case H_CLUSTER:
+				cluster_poll(d);
+				break;
 			}
 			if (!d->running)
 				break;
@@ -2451,6 +2655,7 @@ static int setup_loop(struct daemon *d)
 	d->h_policy = (struct handler){ H_POLICY, d };
 	d->h_rb = (struct handler){ H_RINGBUF, d };
 	d->h_walk = (struct handler){ H_WALK, d };
+	d->h_cluster = (struct handler){ H_CLUSTER, d };
 	r = ep_add(d, d->sfd, &d->h_sig);
 	if (!r)
 		r = ep_add(d, d->tfd, &d->h_timer);
@@ -2471,6 +2676,8 @@ static void shutdown_all(struct daemon *d)
 	if (d->gate_open && d->grants)
 		walker_ask(d, true, true);
 	walker_stop(d);
+	rg_cluster_free(d->cluster);          /* what it has not sent stays local */
+	d->cluster = NULL;
 	if (d->gate_open)
 		expire_some(d, SIZE_MAX);
 	expired_free(&d->expq);
@@ -2587,6 +2794,9 @@ static int start(struct daemon *d, struct rg_config_file *cfg)
 	d->have_cfg = false;     /* commit compares with the old config: none */
 	commit(d, &d->cfg, &p);
 	d->have_cfg = true;
+	pthread_mutex_lock(&d->wk.gate_mu);     /* the walker reads d->cluster */
+	cluster_configure(d, &d->cfg, NULL);
+	pthread_mutex_unlock(&d->wk.gate_mu);
 	snapshot(d);
 	describe(d);
 	return 0;

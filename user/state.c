@@ -137,42 +137,54 @@ static bool family_ok(const struct rg_addr *a)
 	return a->family == RG_AF_INET || a->family == RG_AF_INET6;
 }
 
-int rg_state_write(FILE *out, const struct rg_state *st, const struct rg_state_clocks *now)
+int rg_state_write_grant(FILE *out, const struct rg_state_grant *g,
+			 const struct rg_state_clocks *now)
 {
 	char addr[RG_ADDRSTRLEN];
+
+	if (g->v.expires <= now->boot_ns || !family_ok(&g->key))
+		return -EINVAL;
+	fprintf(out, "grant %s %llu %llu %s %s ",
+		rg_addr_str(&g->key, addr, sizeof(addr)),
+		(unsigned long long)expiry_to_real(g->v.expires, now),
+		(unsigned long long)since_to_real(g->v.granted, now),
+		rg_origin_name((unsigned)g->v.origin < RG_ORIGIN_MAX ?
+			       g->v.origin : RG_ORIGIN_NONE),
+		rg_service_name((unsigned)g->v.service < RG_SERVICE_MAX ?
+				g->v.service : RG_SERVICE_NONE));
+	put_user(out, g->v.user);
+	return 0;
+}
+
+int rg_state_write_deny(FILE *out, const struct rg_state_deny *d,
+			const struct rg_state_clocks *now)
+{
+	char addr[RG_ADDRSTRLEN];
+
+	if (d->v.expires <= now->boot_ns || !family_ok(&d->key))
+		return -EINVAL;
+	fprintf(out, "deny %s %llu %llu %s %u",
+		rg_addr_str(&d->key, addr, sizeof(addr)),
+		(unsigned long long)expiry_to_real(d->v.expires, now),
+		(unsigned long long)since_to_real(d->v.created, now),
+		rg_origin_name((unsigned)d->v.origin < RG_ORIGIN_MAX ?
+			       d->v.origin : RG_ORIGIN_NONE),
+		d->v.failures);
+	return 0;
+}
+
+int rg_state_write(FILE *out, const struct rg_state *st, const struct rg_state_clocks *now)
+{
 	size_t i;
 
 	/* Left out: what has expired, and what the loader would refuse. */
 	fprintf(out, HEADER " %d\n", RG_STATE_VERSION);
-	for (i = 0; i < st->ngrants; i++) {
-		const struct rg_state_grant *g = &st->grants[i];
-
-		if (g->v.expires <= now->boot_ns || !family_ok(&g->key))
-			continue;
-		fprintf(out, "grant %s %llu %llu %s %s ",
-			rg_addr_str(&g->key, addr, sizeof(addr)),
-			(unsigned long long)expiry_to_real(g->v.expires, now),
-			(unsigned long long)since_to_real(g->v.granted, now),
-			rg_origin_name((unsigned)g->v.origin < RG_ORIGIN_MAX ?
-				       g->v.origin : RG_ORIGIN_NONE),
-			rg_service_name((unsigned)g->v.service < RG_SERVICE_MAX ?
-					g->v.service : RG_SERVICE_NONE));
-		put_user(out, g->v.user);
-		fputc('\n', out);
-	}
-	for (i = 0; i < st->ndenies; i++) {
-		const struct rg_state_deny *d = &st->denies[i];
-
-		if (d->v.expires <= now->boot_ns || !family_ok(&d->key))
-			continue;
-		fprintf(out, "deny %s %llu %llu %s %u\n",
-			rg_addr_str(&d->key, addr, sizeof(addr)),
-			(unsigned long long)expiry_to_real(d->v.expires, now),
-			(unsigned long long)since_to_real(d->v.created, now),
-			rg_origin_name((unsigned)d->v.origin < RG_ORIGIN_MAX ?
-				       d->v.origin : RG_ORIGIN_NONE),
-			d->v.failures);
-	}
+	for (i = 0; i < st->ngrants; i++)
+		if (!rg_state_write_grant(out, &st->grants[i], now))
+			fputc('\n', out);
+	for (i = 0; i < st->ndenies; i++)
+		if (!rg_state_write_deny(out, &st->denies[i], now))
+			fputc('\n', out);
 	return ferror(out) ? -EIO : 0;
 }
 
@@ -331,7 +343,7 @@ static const char *parse_expiry(const char *s, const struct rg_state_clocks *now
 	real = sec * NSEC;
 	if (real <= now->real_ns)
 		return "expired";
-	if (real - now->real_ns > AHEAD_MAX || now->boot_ns > UINT64_MAX - AHEAD_MAX)
+	if (real - now->real_ns >= AHEAD_MAX || now->boot_ns > UINT64_MAX - AHEAD_MAX)
 		return "expiry too far in the future";
 	*boot = now->boot_ns + (real - now->real_ns);
 	return NULL;
@@ -408,6 +420,23 @@ static const char *parse_entry(char *line, const struct rg_state_clocks *now,
 		*nomem = rg_state_add_deny(st, &key, &d);
 	}
 	return NULL;
+}
+
+const char *rg_state_parse_line(const char *line, size_t len,
+				const struct rg_state_clocks *now, struct rg_state *st)
+{
+	char buf[LINE_MAX_ + 1];
+	const char *why;
+	int nomem = 0;
+
+	if (len > LINE_MAX_)
+		return "line too long";
+	if (memchr(line, '\0', len))
+		return "NUL byte";
+	memcpy(buf, line, len);
+	buf[len] = '\0';
+	why = parse_entry(buf, now, st, &nomem);
+	return nomem ? "out of memory" : why;
 }
 
 /* "relaygate-state N": N, or -1 if the line is no header. */

@@ -81,6 +81,12 @@ void rg_state_free(struct rg_state *st);
 /* Writes the file format to out (entries expired at now are left out):
  * 0 or -errno. */
 int rg_state_write(FILE *out, const struct rg_state *st, const struct rg_state_clocks *now);
+/* One entry's line, without its newline: 0, or -EINVAL when it has
+ * expired at now or has no address family (nothing written). */
+int rg_state_write_grant(FILE *out, const struct rg_state_grant *g,
+			 const struct rg_state_clocks *now);
+int rg_state_write_deny(FILE *out, const struct rg_state_deny *d,
+			const struct rg_state_clocks *now);
 /* Atomic save as described above: 0, or -errno with one line in err. */
 int rg_state_save(const char *path, const struct rg_state *st,
 		  const struct rg_state_clocks *now, char *err, size_t errlen);
@@ -90,6 +96,11 @@ int rg_state_save(const char *path, const struct rg_state *st,
  * 0, -EPROTO (a newer version: nothing appended) or -ENOMEM. */
 int rg_state_parse(const char *buf, size_t len, const struct rg_state_clocks *now,
 		   struct rg_state *st, const char *name);
+/* One entry line (len bytes, no newline, need not be NUL-terminated):
+ * NULL when it was appended to st, else why not ("expired" for a valid
+ * entry that has, "out of memory"); nothing is appended then. */
+const char *rg_state_parse_line(const char *line, size_t len,
+				const struct rg_state_clocks *now, struct rg_state *st);
 /* Reads and parses path: 0; -ENOENT when there is none (a first start);
  * other -errno with one line in err. */
 int rg_state_load(const char *path, const struct rg_state_clocks *now,

@@ -227,7 +227,11 @@ static const struct bad bad_configs[] = {
 	{ "[cluster]\nredis = redis://red is/0\n",
 	  "t.conf:2: [cluster] redis: \"redis://red is/0\": bad host name" },
 	{ "[cluster]\nredis = unix:redis.sock\n",
-	  "t.conf:2: [cluster] redis: \"unix:redis.sock\": not an absolute path" },
+	  "t.conf:2: [cluster] redis: \"unix:redis.sock\": expected unix:[:PASSWORD@]/PATH[?db=N]" },
+	{ "[cluster]\nredis = unix:s3cret@/run/redis.sock\n",
+	  "t.conf:2: [cluster] redis: \"unix:s3cret@/run/redis.sock\": expected :PASSWORD@ before the host or path" },
+	{ "[cluster]\nredis = unix::@/run/redis.sock\n",
+	  "t.conf:2: [cluster] redis: \"unix::@/run/redis.sock\": bad password" },
 	/* [source.NAME] */
 	{ "[source.d]\npath = /var/log/mail.log\n",
 	  "t.conf:1: [source.d] type: missing (dovecot, postfix-sasl, courier, cyrus, regex, "
@@ -611,6 +615,23 @@ static void test_sections(void **state)
 	assert_true(c.cluster.redis_unix);
 	assert_string_equal(c.cluster.redis_path, "/run/redis/redis.sock");
 	assert_int_equal(c.cluster.redis_db, 2);
+	rg_config_free(&c);
+
+	/* A password for the socket form, redis-py's spelling too. */
+	expect_ok("[cluster]\nredis = unix::s3cret@/run/redis/redis.sock?db=4\n", &c);
+	assert_true(c.cluster.redis_unix);
+	assert_string_equal(c.cluster.redis_path, "/run/redis/redis.sock");
+	assert_string_equal(c.cluster.redis_password, "s3cret");
+	assert_int_equal(c.cluster.redis_db, 4);
+	rg_config_free(&c);
+	expect_ok("[cluster]\nredis = unix://default:pa:ss@/run/redis.sock\n", &c);
+	assert_string_equal(c.cluster.redis_path, "/run/redis.sock");
+	assert_string_equal(c.cluster.redis_password, "pa:ss");
+	assert_int_equal(c.cluster.redis_db, 0);
+	rg_config_free(&c);
+	expect_ok("[cluster]\nredis = unix:///run/redis.sock\n", &c);
+	assert_string_equal(c.cluster.redis_path, "/run/redis.sock");
+	assert_string_equal(c.cluster.redis_password, "");
 	rg_config_free(&c);
 
 	expect_ok("[cluster]\nredis = redis://redis.example.net\n", &c);

@@ -323,6 +323,39 @@ static void test_trusted(void **state)
 	rg_grants_free(gr);
 }
 
+/* The question the cluster asks before a deny from another host. */
+static void test_overlaps_trusted(void **state)
+{
+	struct rg_addr net;
+	struct rg_cidr t;
+	struct rg_grants *gr;
+	const char *why;
+	struct fake f;
+
+	(void)state;
+	assert_int_equal(rg_cidr_parse("192.0.2.0/24", &t.addr, &t.prefixlen, &why), 0);
+	gr = mk(&f, 2, 60, &t, 1, 0);
+	/* In the configured list: the map side is not asked. */
+	assert_int_equal(rg_addr_parse("192.0.2.9", &net, &why), 0);
+	assert_int_equal(rg_grants_overlaps_trusted(gr, &net, 32), 1);
+	assert_int_equal(f.trusted_calls, 0);
+	/* A /16 covering the list overlaps it too. */
+	assert_int_equal(rg_addr_parse("192.0.0.0", &net, &why), 0);
+	assert_int_equal(rg_grants_overlaps_trusted(gr, &net, 16), 1);
+	/* Elsewhere: the map side decides, its answer and its error passed on. */
+	assert_int_equal(rg_addr_parse("198.51.100.1", &net, &why), 0);
+	assert_int_equal(rg_grants_overlaps_trusted(gr, &net, 32), 0);
+	assert_int_equal(f.trusted_calls, 1);
+	assert_int_equal(f.trusted_plen, 32);
+	f.trusted_ret = 1;
+	assert_int_equal(rg_grants_overlaps_trusted(gr, &net, 32), 1);
+	f.trusted_ret = -EIO;
+	assert_int_equal(rg_grants_overlaps_trusted(gr, &net, 32), -EIO);
+	/* Nothing was denied or counted by asking. */
+	assert_int_equal(f.deny_calls, 0);
+	rg_grants_free(gr);
+}
+
 static void test_deny_retry(void **state)
 {
 	struct rg_auth_event e = ev(RG_EV_FAILURE, "203.0.113.50", "u");
@@ -645,6 +678,7 @@ int main(void)
 		cmocka_unit_test(test_login_does_not_reset),
 		cmocka_unit_test(test_masking),
 		cmocka_unit_test(test_trusted),
+		cmocka_unit_test(test_overlaps_trusted),
 		cmocka_unit_test(test_deny_retry),
 		cmocka_unit_test(test_bounded),
 		cmocka_unit_test(test_no_deny),
