@@ -21,6 +21,7 @@
 #define PING_EVERY_NS  (5 * 1000000000ULL)
 #define RETRY_MIN_SEC  1
 #define RETRY_MAX_SEC  30
+#define STABLE_NS      (60 * 1000000000ULL)   /* a connection this old: retry from 1 s */
 #define PIPELINE       512              /* commands in flight while pushing */
 #define FLUSH_BATCH    256              /* queued entries sent in one pipeline */
 #define SCAN_COUNT     "1000"
@@ -69,16 +70,45 @@ static bool word_ok(const char *s, size_t max)
 }
 
 int rg_cluster_msg_format(char *buf, size_t len, const char *id, const char *host,
-			  const char *entry)
+			  unsigned plen, const char *entry)
 {
 	int n;
 
-	if (!id_ok(id) || !word_ok(host, RG_CLUSTER_HOST_MAX))
+	if (!id_ok(id) || !word_ok(host, RG_CLUSTER_HOST_MAX) || plen > 128)
 		return -EINVAL;
-	n = snprintf(buf, len, MAGIC "%s %s %s", id, host, entry);
+	n = snprintf(buf, len, MAGIC "%s %s %u %s", id, host, plen, entry);
 	if (n < 0 || (size_t)n >= len || n > RG_CLUSTER_MSG_MAX)
 		return -ENOSPC;
 	return n;
+}
+
+/* A prefix length of 1 to 3 digits ending at end. -1: not one. */
+static int parse_plen(const char *p, const char *end)
+{
+	int v = 0;
+
+	if (end - p < 1 || end - p > 3)
+		return -1;
+	for (; p < end; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		v = v * 10 + (*p - '0');
+	}
+	return v;
+}
+
+/* e's key is an address of its family masked to plen: then plen is e's. */
+static const char *take_plen(struct rg_cluster_entry *e, int plen)
+{
+	struct rg_addr m = e->key;
+
+	if (plen < 0 || plen > (e->key.family == RG_AF_INET ? 32 : 128))
+		return "bad prefix length";
+	rg_addr_key(&m, (unsigned)plen, (unsigned)plen);
+	if (memcmp(&m, &e->key, sizeof(m)))
+		return "address not masked to its prefix length";
+	e->plen = (unsigned)plen;
+	return NULL;
 }
 
 /* The one entry st holds, into e. */
@@ -107,6 +137,7 @@ const char *rg_cluster_msg_parse(const char *msg, size_t len, const struct rg_st
 	struct rg_state st = { 0 };
 	const char *p = msg, *end = msg + len, *sp, *why;
 	size_t n;
+	int plen;
 
 	memset(e, 0, sizeof(*e));
 	if (len > RG_CLUSTER_MSG_MAX)
@@ -138,6 +169,12 @@ const char *rg_cluster_msg_parse(const char *msg, size_t len, const struct rg_st
 	memcpy(e->host, p, n);
 	e->host[n] = '\0';
 	p = sp + 1;
+	/* PLEN */
+	sp = memchr(p, ' ', end - p);
+	plen = sp ? parse_plen(p, sp) : -1;
+	if (plen < 0)
+		return "bad prefix length";
+	p = sp + 1;
 	/* ENTRY */
 	why = rg_state_parse_line(p, end - p, now, &st);
 	if (why) {
@@ -145,16 +182,18 @@ const char *rg_cluster_msg_parse(const char *msg, size_t len, const struct rg_st
 		return why;
 	}
 	why = take_entry(&st, e);
+	if (!why)
+		why = take_plen(e, plen);
 	e->live = true;
 	return why;
 }
 
-void rg_cluster_key(char *buf, size_t len, bool deny, const struct rg_addr *key)
+void rg_cluster_key(char *buf, size_t len, bool deny, const struct rg_addr *key, unsigned plen)
 {
 	char a[RG_ADDRSTRLEN];
 
-	snprintf(buf, len, KEY_PREFIX "%s:%s", deny ? "deny" : "grant",
-		 rg_addr_str(key, a, sizeof(a)));
+	snprintf(buf, len, KEY_PREFIX "%s:%s/%u", deny ? "deny" : "grant",
+		 rg_addr_str(key, a, sizeof(a)), plen);
 }
 
 const char *rg_cluster_value_parse(const char *key, const char *val, size_t len,
@@ -162,7 +201,7 @@ const char *rg_cluster_value_parse(const char *key, const char *val, size_t len,
 {
 	struct rg_state st = { 0 };
 	char want[64 + RG_ADDRSTRLEN];
-	const char *why;
+	const char *why, *slash;
 
 	memset(e, 0, sizeof(*e));
 	why = rg_state_parse_line(val, len, now, &st);
@@ -173,7 +212,11 @@ const char *rg_cluster_value_parse(const char *key, const char *val, size_t len,
 	why = take_entry(&st, e);
 	if (why)
 		return why;
-	rg_cluster_key(want, sizeof(want), e->deny, &e->key);
+	slash = strrchr(key, '/');
+	why = take_plen(e, slash ? parse_plen(slash + 1, slash + strlen(slash)) : -1);
+	if (why)
+		return why;
+	rg_cluster_key(want, sizeof(want), e->deny, &e->key, e->plen);
 	if (strcmp(key, want))
 		return "value does not belong to its key";
 	return NULL;
@@ -183,6 +226,7 @@ const char *rg_cluster_value_parse(const char *key, const char *val, size_t len,
 
 struct outgoing {
 	bool deny;
+	unsigned plen;                   /* the key's prefix length */
 	struct rg_addr key;
 	struct rg_grant g;
 	struct rg_deny d;
@@ -204,6 +248,8 @@ struct rg_cluster {
 	pthread_mutex_t mu;
 	pthread_cond_t room;             /* incoming has room, or stop */
 	bool stop;
+	bool exited;                     /* the thread has ended */
+	bool orphan;                     /* nobody waits for it: it frees cl itself */
 	struct rg_cluster_entry *in;     /* ring: incoming */
 	size_t in_head, in_n;
 	struct outgoing *out;            /* ring: outgoing */
@@ -214,6 +260,8 @@ struct rg_cluster {
 	/* the thread's own */
 	redisContext *cmd, *sub;
 	uint64_t ping_at;
+	bool sub_ping_out;               /* a PING on sub not answered yet */
+	bool refused_warned;             /* this connection's refused write logged */
 };
 
 static uint64_t mono_ns(void)
@@ -307,18 +355,18 @@ static void share(struct rg_cluster *cl, const struct outgoing *o)
 		wake = false;   /* full counter: readable anyway */
 }
 
-void rg_cluster_share_grant(struct rg_cluster *cl, const struct rg_addr *key,
+void rg_cluster_share_grant(struct rg_cluster *cl, const struct rg_addr *key, unsigned plen,
 			    const struct rg_grant *v)
 {
-	struct outgoing o = { .deny = false, .key = *key, .g = *v };
+	struct outgoing o = { .deny = false, .plen = plen, .key = *key, .g = *v };
 
 	share(cl, &o);
 }
 
-void rg_cluster_share_deny(struct rg_cluster *cl, const struct rg_addr *key,
+void rg_cluster_share_deny(struct rg_cluster *cl, const struct rg_addr *key, unsigned plen,
 			   const struct rg_deny *v)
 {
-	struct outgoing o = { .deny = true, .key = *key, .d = *v };
+	struct outgoing o = { .deny = true, .plen = plen, .key = *key, .d = *v };
 
 	share(cl, &o);
 }
@@ -370,6 +418,13 @@ static redisContext *open_one(struct rg_cluster *cl, char *why, size_t len)
 		redisFree(c);
 		return NULL;
 	}
+	/* TCP keepalive: a connection dropped on the way (a NAT, a firewall)
+	 * without a reset is found even while nothing is sent */
+	if (!cl->unix_sock && redisEnableKeepAlive(c) != REDIS_OK) {
+		snprintf(why, len, "enabling keepalive: %s", c->errstr);
+		redisFree(c);
+		return NULL;
+	}
 	if (cl->password[0]) {
 		r = checked(c, redisCommand(c, "AUTH %s", cl->password), "AUTH", why, len);
 		if (!r) {
@@ -410,6 +465,8 @@ static int connect_all(struct rg_cluster *cl, char *why, size_t len)
 	}
 	freeReplyObject(r);
 	cl->ping_at = mono_ns() + PING_EVERY_NS;
+	cl->sub_ping_out = false;
+	cl->refused_warned = false;
 	return 0;
 }
 
@@ -443,10 +500,10 @@ static bool append_push(struct rg_cluster *cl, const struct outgoing *o,
 	sp = sp ? strchr(sp + 1, ' ') : NULL;
 	if (!sp || sscanf(sp + 1, "%20[0-9]", exp) != 1)
 		return false;
-	n = rg_cluster_msg_format(msg, sizeof(msg), cl->id, cl->hostname, line);
+	n = rg_cluster_msg_format(msg, sizeof(msg), cl->id, cl->hostname, o->plen, line);
 	if (n < 0)
 		return false;
-	rg_cluster_key(key, sizeof(key), o->deny, &o->key);
+	rg_cluster_key(key, sizeof(key), o->deny, &o->key, o->plen);
 	argv[0] = "EVAL";
 	argv[1] = SCRIPT;
 	argv[2] = "1";
@@ -479,8 +536,11 @@ static int read_pushes(struct rg_cluster *cl, size_t n, char *why, size_t len)
 		r = v;
 		if (r->type == REDIS_REPLY_INTEGER && r->integer == 1)
 			ext++;
-		else if (r->type == REDIS_REPLY_ERROR && !err++)
-			rg_warn("cluster: redis refused a write: %.*s", (int)r->len, r->str);
+		else if (r->type == REDIS_REPLY_ERROR && !err++ && !cl->refused_warned) {
+			rg_warn("cluster: redis refused a write: %.*s (logged once per connection)",
+				(int)r->len, r->str);
+			cl->refused_warned = true;
+		}
 		freeReplyObject(r);
 	}
 	pthread_mutex_lock(&cl->mu);
@@ -521,10 +581,13 @@ static int push_snapshot(struct rg_cluster *cl, size_t *pushed, char *why, size_
 	struct rg_state st = { 0 };
 	struct rg_state_clocks now;
 	size_t i, inflight = 0, total;
+	unsigned p4 = 32, p6 = 128;
 	int r;
 
 	*pushed = 0;
-	r = cl->hooks.snapshot(cl->hooks.ctx, &st);
+	if (stopping(cl))
+		return 0;
+	r = cl->hooks.snapshot(cl->hooks.ctx, &st, &p4, &p6);
 	if (r) {
 		snprintf(why, len, "reading the local grants: %s", strerror(-r));
 		rg_state_free(&st);
@@ -543,6 +606,7 @@ static int push_snapshot(struct rg_cluster *cl, size_t *pushed, char *why, size_
 			o.key = st.denies[i - st.ngrants].key;
 			o.d = st.denies[i - st.ngrants].v;
 		}
+		o.plen = o.key.family == RG_AF_INET ? p4 : p6;
 		if (!append_push(cl, &o, &now))
 			continue;
 		(*pushed)++;
@@ -656,6 +720,11 @@ static void on_message(struct rg_cluster *cl, redisReply *r)
 	char id[RG_CLUSTER_ID_LEN + 1];
 	const char *why;
 
+	if (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+	    r->element[0]->type == REDIS_REPLY_STRING && !strcmp(r->element[0]->str, "pong")) {
+		cl->sub_ping_out = false;
+		return;
+	}
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
 	    r->element[0]->type != REDIS_REPLY_STRING ||
 	    strcmp(r->element[0]->str, "message") ||
@@ -703,13 +772,35 @@ static int read_sub(struct rg_cluster *cl, char *why, size_t len)
 	return drain_sub(cl, why, len);
 }
 
+/* Both connections: the command one answers at once; the subscriber's
+ * answer comes with its messages and must be there by the next ping (a
+ * subscriber cut off silently would otherwise look idle for ever). */
 static int ping(struct rg_cluster *cl, char *why, size_t len)
 {
-	redisReply *r = checked(cl->cmd, redisCommand(cl->cmd, "PING"), "PING", why, len);
+	redisReply *r;
+	int done = 0;
 
+	if (cl->sub_ping_out) {
+		snprintf(why, len, "subscriber: no answer to PING within %llu s",
+			 PING_EVERY_NS / 1000000000ULL);
+		return -1;
+	}
+	r = checked(cl->cmd, redisCommand(cl->cmd, "PING"), "PING", why, len);
 	if (!r)
 		return -1;
 	freeReplyObject(r);
+	if (redisAppendCommand(cl->sub, "PING") != REDIS_OK) {
+		snprintf(why, len, "subscriber: PING: %s", cl->sub->errstr);
+		return -1;
+	}
+	while (!done) {
+		if (redisBufferWrite(cl->sub, &done) != REDIS_OK) {
+			snprintf(why, len, "subscriber: PING: %s",
+				 cl->sub->errstr[0] ? cl->sub->errstr : "connection lost");
+			return -1;
+		}
+	}
+	cl->sub_ping_out = true;
 	cl->ping_at = mono_ns() + PING_EVERY_NS;
 	return 0;
 }
@@ -778,15 +869,20 @@ static bool nap(struct rg_cluster *cl, unsigned sec)
 	return false;
 }
 
+static void destroy(struct rg_cluster *cl);
+
+/* Retry delays: 1 s, doubling up to 30 s; from 1 s again once a connection
+ * has lasted a minute. Each change of state is logged once. */
 static void *cluster_main(void *arg)
 {
 	struct rg_cluster *cl = arg;
 	unsigned retry = RETRY_MIN_SEC;
-	bool warned = false, ever = false;
+	bool warned = false, ever = false, orphan;
 	char why[512];
 
 	while (!stopping(cl)) {
 		size_t got, pushed;
+		uint64_t t_up;
 
 		if (connect_all(cl, why, sizeof(why))) {
 			count(cl, &cl->st.errors, 1);
@@ -794,43 +890,48 @@ static void *cluster_main(void *arg)
 				rg_warn("cluster: cannot use %s: %s; working locally, retrying", cl->where,
 					why);
 			warned = true;
-			if (!nap(cl, retry))
-				break;
-			retry = retry * 2 > RETRY_MAX_SEC ? RETRY_MAX_SEC : retry * 2;
-			continue;
-		}
-		/* Up from here: local entries queue while the resync runs. */
-		set_up(cl, true);
-		if (read_all(cl, &got, why, sizeof(why)) ||
-		    push_snapshot(cl, &pushed, why, sizeof(why))) {
+		} else {
+			/* Up from here: local entries queue while the resync runs. */
+			set_up(cl, true);
+			if (read_all(cl, &got, why, sizeof(why)) ||
+			    push_snapshot(cl, &pushed, why, sizeof(why))) {
+				count(cl, &cl->st.errors, 1);
+				if (!warned)
+					rg_warn("cluster: %s: %s; working locally, retrying", cl->where,
+						why);
+				warned = true;
+			} else if (!stopping(cl)) {
+				count(cl, &cl->st.connects, 1);
+				rg_info("cluster: %s %s: %zu entries read, %zu local entries pushed",
+					ever ? "reconnected to" : "connected to", cl->where, got, pushed);
+				ever = true;
+				warned = false;
+				t_up = mono_ns();
+				if (serve(cl, why, sizeof(why))) {
+					count(cl, &cl->st.errors, 1);
+					rg_warn("cluster: lost %s: %s; working locally, retrying", cl->where,
+						why);
+					warned = true;
+				}
+				if (mono_ns() - t_up >= STABLE_NS)
+					retry = RETRY_MIN_SEC;
+			}
 			set_up(cl, false);
-			count(cl, &cl->st.errors, 1);
 			drop_conn(&cl->cmd);
 			drop_conn(&cl->sub);
-			if (!warned)
-				rg_warn("cluster: %s: %s; working locally, retrying", cl->where, why);
-			warned = true;
-			if (!nap(cl, retry))
-				break;
-			continue;
 		}
-		count(cl, &cl->st.connects, 1);
-		rg_info("cluster: %s %s: %zu entries read, %zu local entries pushed",
-			ever ? "reconnected to" : "connected to", cl->where, got, pushed);
-		ever = true;
-		warned = false;
-		retry = RETRY_MIN_SEC;
-		if (serve(cl, why, sizeof(why))) {
-			count(cl, &cl->st.errors, 1);
-			rg_warn("cluster: lost %s: %s; working locally, retrying", cl->where, why);
-			warned = true;
-		}
-		set_up(cl, false);
-		drop_conn(&cl->cmd);
-		drop_conn(&cl->sub);
+		if (!nap(cl, retry))
+			break;
+		retry = retry * 2 > RETRY_MAX_SEC ? RETRY_MAX_SEC : retry * 2;
 	}
 	drop_conn(&cl->cmd);
 	drop_conn(&cl->sub);
+	pthread_mutex_lock(&cl->mu);
+	orphan = cl->orphan;
+	cl->exited = true;
+	pthread_mutex_unlock(&cl->mu);
+	if (orphan)
+		destroy(cl);
 	return NULL;
 }
 
@@ -921,19 +1022,8 @@ int rg_cluster_new(struct rg_cluster **out, const struct rg_config_file *c,
 	return 0;
 }
 
-void rg_cluster_free(struct rg_cluster *cl)
+static void destroy(struct rg_cluster *cl)
 {
-	uint64_t one = 1;
-
-	if (!cl)
-		return;
-	pthread_mutex_lock(&cl->mu);
-	cl->stop = true;
-	pthread_cond_broadcast(&cl->room);
-	pthread_mutex_unlock(&cl->mu);
-	if (write(cl->wake, &one, sizeof(one)) < 0)
-		one = 0;        /* full counter: the thread wakes anyway */
-	pthread_join(cl->th, NULL);
 	close(cl->wake);
 	close(cl->efd);
 	pthread_cond_destroy(&cl->room);
@@ -942,6 +1032,51 @@ void rg_cluster_free(struct rg_cluster *cl)
 	free(cl->out);
 	memset(cl->password, 0, sizeof(cl->password));
 	free(cl);
+}
+
+bool rg_cluster_free(struct rg_cluster *cl, unsigned wait_ms)
+{
+	uint64_t one = 1;
+	pthread_t th;
+	bool ended;
+
+	if (!cl)
+		return true;
+	pthread_mutex_lock(&cl->mu);
+	cl->stop = true;
+	pthread_cond_broadcast(&cl->room);
+	pthread_mutex_unlock(&cl->mu);
+	if (write(cl->wake, &one, sizeof(one)) < 0)
+		one = 0;        /* full counter: the thread wakes anyway */
+	if (wait_ms) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += wait_ms / 1000;
+		ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		if (!pthread_timedjoin_np(cl->th, NULL, &ts)) {
+			destroy(cl);
+			return true;
+		}
+	}
+	/* Still busy (a name lookup, a Redis timeout): it ends on its own
+	 * and frees cl then; cl is not to be touched after the unlock. */
+	pthread_mutex_lock(&cl->mu);
+	th = cl->th;
+	ended = cl->exited;
+	cl->orphan = !ended;
+	pthread_mutex_unlock(&cl->mu);
+	if (ended) {
+		pthread_join(th, NULL);
+		destroy(cl);
+		return true;
+	}
+	pthread_detach(th);
+	return false;
 }
 
 const char *rg_cluster_where(const struct rg_cluster *cl)

@@ -6,19 +6,24 @@
  *
  * In Redis (the database of the URL):
  *
- *	relaygate:grant:ADDR   a grant, ADDR its masked key (rg_addr_str)
- *	relaygate:deny:ADDR    a deny
+ *	relaygate:grant:ADDR/PLEN   a grant, ADDR its key (rg_addr_str) masked
+ *	                            to PLEN bits by the host that made it
+ *	relaygate:deny:ADDR/PLEN    a deny
  *
  * each holding its state-file entry line (state.h: wall-clock seconds, so
  * hosts with different boot times agree) and expiring in Redis when the
  * entry does (EXAT). A write never shortens: a Lua script compares the
  * expiries and, only when it extends, sets the key and publishes
  *
- *	relaygate-cluster 1 ID HOST ENTRY
+ *	relaygate-cluster 1 ID HOST PLEN ENTRY
  *
  * on the channel relaygate:events:DB (pub/sub ignores databases), where ID
  * is the sending daemon's instance (16 hex digits, new at each start; a
- * daemon ignores its own messages), HOST its host name and ENTRY the line.
+ * daemon ignores its own messages), HOST its host name, PLEN the key's
+ * prefix length and ENTRY the line. A host whose own prefix is longer
+ * than PLEN does not apply the entry (it would admit only the network's
+ * first address, or deny too little): the hosts of a site should key
+ * alike, and a mismatch is counted and logged.
  *
  * A thread of its own talks to Redis (hiredis, blocking calls with 2 s
  * timeouts); the daemon's loop never waits for it. Local grants and denies
@@ -54,7 +59,8 @@
 struct rg_cluster_entry {
 	bool deny;
 	bool live;                           /* from the channel; else a resync read */
-	struct rg_addr key;                  /* as sent: mask it to this host's prefixes */
+	struct rg_addr key;                  /* as sent: masked to plen */
+	unsigned plen;                       /* the sender's prefix length for it */
 	struct rg_grant g;                   /* !deny */
 	struct rg_deny d;                    /* deny */
 	char host[RG_CLUSTER_HOST_MAX + 1];  /* the sender; "" from a resync read */
@@ -62,31 +68,32 @@ struct rg_cluster_entry {
 
 /* --- messages (pure; tests and the fuzz target call these) ----------- */
 
-/* "relaygate-cluster 1 ID HOST ENTRY" into buf: its length, or -ENOSPC
+/* "relaygate-cluster 1 ID HOST PLEN ENTRY" into buf: its length, or -ENOSPC
  * (buf too small, or longer than RG_CLUSTER_MSG_MAX), -EINVAL (an id that
  * is not RG_CLUSTER_ID_LEN lowercase hex digits, a host that is empty, too
- * long, or has a byte outside '!'..'~'). */
+ * long, or has a byte outside '!'..'~', plen over 128). */
 int rg_cluster_msg_format(char *buf, size_t len, const char *id, const char *host,
-			  const char *entry);
+			  unsigned plen, const char *entry);
 /* Parses a message (len bytes, need not be NUL-terminated): NULL and *e
  * filled (live, host and id set), or why not ("expired" for a valid entry
  * that has). id: RG_CLUSTER_ID_LEN + 1 bytes. */
 const char *rg_cluster_msg_parse(const char *msg, size_t len, const struct rg_state_clocks *now,
 				 char *id, struct rg_cluster_entry *e);
 /* A value read from Redis under key (NUL-terminated): NULL and *e filled
- * (not live, no host), or why not: a bad entry, or one that is not the
- * key's (kind and address). */
+ * (not live, no host, plen from the key), or why not: a bad entry, or one
+ * that is not the key's (kind, address, a prefix length it is masked to). */
 const char *rg_cluster_value_parse(const char *key, const char *val, size_t len,
 				   const struct rg_state_clocks *now, struct rg_cluster_entry *e);
-/* The Redis key of an entry: "relaygate:grant:ADDR" or "relaygate:deny:ADDR". */
-void rg_cluster_key(char *buf, size_t len, bool deny, const struct rg_addr *key);
+/* The Redis key of an entry: "relaygate:grant:ADDR/PLEN" or "relaygate:deny:ADDR/PLEN". */
+void rg_cluster_key(char *buf, size_t len, bool deny, const struct rg_addr *key, unsigned plen);
 
 /* --- the thread ------------------------------------------------------ */
 
 struct rg_cluster_hooks {
 	/* Called by the cluster thread on each connect: every live local
-	 * grant and deny into st (times in boot ns). 0 or -errno. */
-	int (*snapshot)(void *ctx, struct rg_state *st);
+	 * grant and deny into st (times in boot ns), and the prefix lengths
+	 * their keys are masked to. 0 or -errno. */
+	int (*snapshot)(void *ctx, struct rg_state *st, unsigned *v4_prefix, unsigned *v6_prefix);
 	void *ctx;
 };
 
@@ -96,8 +103,11 @@ struct rg_cluster;
  * its own time. Returns 0, or -errno with err (no thread). */
 int rg_cluster_new(struct rg_cluster **out, const struct rg_config_file *c,
 		   const struct rg_cluster_hooks *h, char *err, size_t errlen);
-/* Stops the thread (waits for it: at most a Redis timeout) and frees. */
-void rg_cluster_free(struct rg_cluster *cl);
+/* Stops the thread and frees cl: waits up to wait_ms for it; a thread
+ * still busy then (a name lookup, a Redis timeout) is left to end on its
+ * own, which frees cl (false). It calls hooks.snapshot no more once it has
+ * seen the stop, but a call under way finishes. NULL: nothing (true). */
+bool rg_cluster_free(struct rg_cluster *cl, unsigned wait_ms);
 /* The server as logged: redis://HOST:PORT/DB or unix:PATH?db=N (no password). */
 const char *rg_cluster_where(const struct rg_cluster *cl);
 
@@ -105,9 +115,9 @@ const char *rg_cluster_where(const struct rg_cluster *cl);
  * away the entry is left to the next connect's snapshot; when the queue
  * is full it is counted in dropped and the thread pushes the whole
  * snapshot again instead. */
-void rg_cluster_share_grant(struct rg_cluster *cl, const struct rg_addr *key,
+void rg_cluster_share_grant(struct rg_cluster *cl, const struct rg_addr *key, unsigned plen,
 			    const struct rg_grant *v);
-void rg_cluster_share_deny(struct rg_cluster *cl, const struct rg_addr *key,
+void rg_cluster_share_deny(struct rg_cluster *cl, const struct rg_addr *key, unsigned plen,
 			   const struct rg_deny *v);
 
 /* The loop: an eventfd, readable while entries wait; take up to max of

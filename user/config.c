@@ -760,7 +760,7 @@ static const char *parse_redis(const char *v, struct rg_config_file *c)
 		return "expected redis://HOST[:PORT][/DB] or unix:/PATH";
 	p = v + 8;
 	slash = strchr(p, '/');
-	at = memchr(p, '@', slash ? (size_t)(slash - p) : strlen(p));
+	at = memrchr(p, '@', slash ? (size_t)(slash - p) : strlen(p));
 	if (at) {
 		const char *why = redis_password(p, at, c);
 

@@ -151,7 +151,7 @@ struct dstats {
 	uint64_t evq_dropped;
 	bool cluster_on;
 	struct rg_cluster_stats cluster;
-	uint64_t cluster_applied, cluster_kept, cluster_trusted, cluster_errors;
+	uint64_t cluster_applied, cluster_kept, cluster_trusted, cluster_errors, cluster_prefix;
 	bool policy_on;
 	struct rg_policy_stats policy;
 };
@@ -189,6 +189,7 @@ struct walker {
 	/* gate_mu */
 	struct rg_state prev;            /* the last walk, sorted by key */
 	bool have_prev, save_pending, no_batch;
+	bool closing;                    /* exiting: no more cluster snapshots */
 	struct dump dump;                /* batch lookup buffers, kept */
 };
 
@@ -424,6 +425,12 @@ startup_error(struct daemon *d, const char *fmt, ...)
 
 /* ------------------------------------------------------------ events */
 
+/* The prefix length key is masked to in g's maps. */
+static unsigned key_plen(const struct rg_gate *g, const struct rg_addr *k)
+{
+	return k->family == RG_AF_INET ? g->cfg.v4_prefix : g->cfg.v6_prefix;
+}
+
 /* A grant or deny this host just made, to the other hosts: the entry as
  * the map now holds it. */
 static void share_local(struct daemon *d, const struct rg_auth_event *ev, bool deny)
@@ -434,9 +441,9 @@ static void share_local(struct daemon *d, const struct rg_auth_event *ev, bool d
 
 	rg_addr_key(&k, d->gate.cfg.v4_prefix, d->gate.cfg.v6_prefix);
 	if (!deny && !bpf_map_lookup_elem(d->gate.grants_fd, &k, &g))
-		rg_cluster_share_grant(d->cluster, &k, &g);
+		rg_cluster_share_grant(d->cluster, &k, key_plen(&d->gate, &k), &g);
 	else if (deny && !bpf_map_lookup_elem(d->gate.deny_fd, &k, &v))
-		rg_cluster_share_deny(d->cluster, &k, &v);
+		rg_cluster_share_deny(d->cluster, &k, key_plen(&d->gate, &k), &v);
 }
 
 /* The one way into grants.c: every source ends here. */
@@ -1158,7 +1165,8 @@ static bool grants_equal(const struct rg_state *a, const struct rg_state *b)
 /* Log what changed in the maps without us: grants and denies removed before
  * their expiry (relaygatectl grant del, deny del, or LRU eviction of a full
  * map) and ones added with relaygatectl. Both arrays sorted. */
-/* Also shares what relaygatectl added with the cluster (cl, may be NULL). */
+/* Also shares what relaygatectl added or extended with the cluster (cl,
+ * may be NULL). */
 static void log_outside_changes(const struct rg_gate *g, const struct rg_state *prev,
 				const struct rg_state *cur, uint64_t now, struct rg_cluster *cl)
 {
@@ -1185,9 +1193,15 @@ static void log_outside_changes(const struct rg_gate *g, const struct rg_state *
 					log_user(e->v.user, u, sizeof(u)),
 					dur_ns(e->v.expires - now, t, sizeof(t)));
 				if (cl)
-					rg_cluster_share_grant(cl, &e->key, &e->v);
+					rg_cluster_share_grant(cl, &e->key, key_plen(g, &e->key), &e->v);
 			}
 		} else {
+			const struct rg_state_grant *e = &cur->grants[j];
+
+			/* extended with relaygatectl grant add */
+			if (cl && e->v.origin == RG_ORIGIN_CLI &&
+			    e->v.expires > prev->grants[i].v.expires)
+				rg_cluster_share_grant(cl, &e->key, key_plen(g, &e->key), &e->v);
 			i++;
 			j++;
 		}
@@ -1211,9 +1225,14 @@ static void log_outside_changes(const struct rg_gate *g, const struct rg_state *
 					key_str(g, &e->key, a, sizeof(a)),
 					dur_ns(e->v.expires - now, t, sizeof(t)));
 				if (cl)
-					rg_cluster_share_deny(cl, &e->key, &e->v);
+					rg_cluster_share_deny(cl, &e->key, key_plen(g, &e->key), &e->v);
 			}
 		} else {
+			const struct rg_state_deny *e = &cur->denies[j];
+
+			if (cl && e->v.origin == RG_ORIGIN_CLI &&
+			    e->v.expires > prev->denies[i].v.expires)
+				rg_cluster_share_deny(cl, &e->key, key_plen(g, &e->key), &e->v);
 			i++;
 			j++;
 		}
@@ -1636,11 +1655,13 @@ static void walker_stop(struct daemon *d)
 	}
 	walker_poll(d);
 	expired_free(&wk->expired);
+	pthread_mutex_lock(&wk->gate_mu);       /* cluster_snapshot reads dump */
 	rg_state_free(&wk->prev);
 	wk->have_prev = false;
 	free(wk->dump.keys);
 	free(wk->dump.vals);
 	memset(&wk->dump, 0, sizeof(wk->dump));
+	pthread_mutex_unlock(&wk->gate_mu);
 }
 
 /*
@@ -1771,19 +1792,27 @@ static void restore_state(struct daemon *d)
  * cluster entry and a local login for the same key never race.
  */
 #define CLUSTER_SLICE 256        /* entries written per turn of the loop */
+#define CLUSTER_STOP_MS 3000     /* at exit: how long the cluster thread may take */
 
 /* The cluster thread, on each connect: every live entry of the maps, read
  * as a walk reads them (under gate_mu: a reload may reopen the maps). */
-static int cluster_snapshot(void *ctx, struct rg_state *st)
+static int cluster_snapshot(void *ctx, struct rg_state *st, unsigned *v4_prefix,
+			    unsigned *v6_prefix)
 {
 	struct daemon *d = ctx;
 	struct walk_ctx w = { .now = rg_now_ns() };
 	int r;
 
 	pthread_mutex_lock(&d->wk.gate_mu);
+	if (d->wk.closing) {
+		pthread_mutex_unlock(&d->wk.gate_mu);
+		return -ECANCELED;
+	}
 	w.g.grants_fd = d->gate.grants_fd;
 	w.g.deny_fd = d->gate.deny_fd;
 	w.g.cfg = d->gate.cfg;
+	*v4_prefix = w.g.cfg.v4_prefix;
+	*v6_prefix = w.g.cfg.v6_prefix;
 	r = walk_grants(&d->wk, &w);
 	if (!r)
 		r = walk_denies(&d->wk, &w);
@@ -1803,9 +1832,20 @@ static void cluster_put(struct daemon *d, const struct rg_cluster_entry *e)
 	struct rg_addr k = e->key;
 	uint64_t now = rg_now_ns();
 	char a[RG_ADDRSTRLEN], u[RG_USER_LEN], t[32];
+	unsigned own = key_plen(&d->gate, &k);
 	bool had;
 	int r;
 
+	/* Keyed wider than here: a /24 sent to a /32 host would admit the
+	 * network's first address only (and a deny would miss the rest). */
+	if (e->plen < own) {
+		d->st.cluster_prefix++;
+		if (rl_take(&d->reject_rl))
+			rg_warn("cluster: %s %s/%u from %s not applied: this host keys /%u ([grants] ipv4_prefix and ipv6_prefix should be the same on every host)",
+				e->deny ? "deny" : "grant", key_str(&d->gate, &k, a, sizeof(a)),
+				e->plen, e->host[0] ? e->host : "redis", own);
+		return;
+	}
 	rg_addr_key(&k, d->gate.cfg.v4_prefix, d->gate.cfg.v6_prefix);
 	if (!e->deny) {
 		struct rg_grant old, v = e->g;
@@ -2037,12 +2077,13 @@ static void render(struct rg_mbuf *b, void *ctx)
 			      "Failed connects, failed commands and lost connections to Redis.",
 			      s.cluster.errors);
 		rg_metric_family(b, n, "counter",
-				 "Cluster entries: published (local, extending Redis), received (from other hosts or read back), applied (written into the maps), kept (the maps held as long or longer), trusted (denies not applied: a trusted subnet here), rejected (malformed), dropped (local, queue full), failed (map writes).");
+				 "Cluster entries: published (local, extending Redis), received (from other hosts or read back), applied (written into the maps), kept (the maps held as long or longer), trusted (denies not applied: a trusted subnet here), prefix (not applied: keyed wider than this host keys), rejected (malformed), dropped (local, queue full), failed (map writes).");
 		rg_metric_u64_l1(b, n, "result", "published", s.cluster.published);
 		rg_metric_u64_l1(b, n, "result", "received", s.cluster.received);
 		rg_metric_u64_l1(b, n, "result", "applied", s.cluster_applied);
 		rg_metric_u64_l1(b, n, "result", "kept", s.cluster_kept);
 		rg_metric_u64_l1(b, n, "result", "trusted", s.cluster_trusted);
+		rg_metric_u64_l1(b, n, "result", "prefix", s.cluster_prefix);
 		rg_metric_u64_l1(b, n, "result", "rejected", s.cluster.rejected);
 		rg_metric_u64_l1(b, n, "result", "dropped", s.cluster.dropped);
 		rg_metric_u64_l1(b, n, "result", "failed", s.cluster_errors);
@@ -2535,7 +2576,9 @@ static void on_signal(struct daemon *d)
 			pthread_mutex_lock(&d->wk.gate_mu);
 			reload(d);
 			pthread_mutex_unlock(&d->wk.gate_mu);
-			rg_cluster_free(d->cluster_old);        /* not under gate_mu */
+			/* not under gate_mu, and without waiting: a
+			 * thread still busy ends on its own */
+			rg_cluster_free(d->cluster_old, 0);
 			d->cluster_old = NULL;
 			summary_round(d, true);
 			snapshot(d);
@@ -2668,6 +2711,7 @@ static int setup_loop(struct daemon *d)
 
 static void shutdown_all(struct daemon *d)
 {
+	struct rg_cluster *cl;
 	size_t i;
 
 	/* Events already received still count. */
@@ -2675,9 +2719,19 @@ static void shutdown_all(struct daemon *d)
 		rg_evqueue_drain(d->evq, 0, on_push_event, d);
 	if (d->gate_open && d->grants)
 		walker_ask(d, true, true);
-	walker_stop(d);
-	rg_cluster_free(d->cluster);          /* what it has not sent stays local */
+	/* The cluster first: its thread may be reading the maps into the
+	 * walker's buffers (cluster_snapshot), which walker_stop frees. One
+	 * still busy after CLUSTER_STOP_MS (a name lookup) is left to end
+	 * on its own: closing keeps it off the maps from now on. */
+	pthread_mutex_lock(&d->wk.gate_mu);
+	d->wk.closing = true;
+	cl = d->cluster;
 	d->cluster = NULL;
+	pthread_mutex_unlock(&d->wk.gate_mu);
+	if (!rg_cluster_free(cl, CLUSTER_STOP_MS))
+		rg_warn("cluster: its thread did not stop within %u ms; exiting without it",
+			CLUSTER_STOP_MS);
+	walker_stop(d);
 	if (d->gate_open)
 		expire_some(d, SIZE_MAX);
 	expired_free(&d->expq);

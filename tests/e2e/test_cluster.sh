@@ -41,6 +41,7 @@ CAROL=10.88.9.11                # relaygatectl grant add --ttl 1h on mx2
 DAVE=10.88.9.12                 # logs in on mx1 while Redis is away
 ERIN=10.88.9.13                 # logs in on mx2 while it cannot reach Redis
 BARRIER=10.88.9.14              # a login after another, to know it arrived
+BARRIER2=10.88.9.15             # the same, after the subscriber came back
 TRUSTED_NET=10.88.8.0/24        # trusted by mx1 only
 TRUDY=10.88.8.8                 # fails on mx2, inside TRUSTED_NET
 declare -A NS PIN CONF DLOG AUTHLOG MPORT DPID DRC MARK HOSTIP
@@ -64,7 +65,7 @@ t_need_root "e2e cluster tests"
 for b in "$DAEMON" "$CTL"; do
 	[ -x "$b" ] || { not_ok "$(basename "$b") is built ($b missing: make OUT=$OUT)"; t_done; }
 done
-for tool in redis-server redis-cli socat jq curl nsenter unshare ss; do
+for tool in redis-server redis-cli socat jq curl nsenter unshare ss nft; do
 	command -v "$tool" >/dev/null || { not_ok "$tool is installed (scripts/install-deps)"; t_done; }
 done
 
@@ -105,6 +106,15 @@ metric() { metrics "$1" | mval "$2"; }
 # mval NAME{LABELS}: its value in the /metrics text on stdin.
 mval() { awk -v k="$1" '$1 == k { print $2; exit }'; }
 metric_is() { [ "$(metric "$1" "$2")" = "$3" ]; }
+# settled H: host H's cluster counters on /metrics (copied once a second)
+# are the same across a copy: what happened before is in them.
+settled() {
+	local a b
+	a=$(metrics "$1" | grep '^relaygate_cluster_')
+	sleep 1.2
+	b=$(metrics "$1" | grep '^relaygate_cluster_')
+	[ -n "$a" ] && [ "$a" = "$b" ]
+}
 rcli() { REDISCLI_AUTH=$PASS in_ns "${NS[1]}" redis-cli -h 127.0.0.1 -p "$RPORT" -n 3 "$@"; }
 rkeys() { rcli --scan --pattern 'relaygate:*' 2>/dev/null | sort | tr '\n' ' '; }
 # try SRC HOST [TMO]: one connection attempt to HOST's 587 from SRC.
@@ -232,7 +242,7 @@ setup() {
 	lab_addr "$NSC" m1 10.88.1.2/24 && lab_addr "${NS[1]}" cl0 10.88.1.1/24 &&
 		lab_addr "$NSC" m2 10.88.2.2/24 && lab_addr "${NS[2]}" cl0 10.88.2.1/24 &&
 		lab_addr "${NS[1]}" mx0 10.88.3.1/24 && lab_addr "${NS[2]}" mx0 10.88.3.2/24 || return 1
-	for a in $CLIENT $MALLORY $CAROL $DAVE $ERIN $BARRIER; do
+	for a in $CLIENT $MALLORY $CAROL $DAVE $ERIN $BARRIER $BARRIER2; do
 		lab_addr "$NSC" lo "$a/32" || return 1
 	done
 	ip -n "${NS[1]}" route add 10.88.9.0/24 via 10.88.1.2 &&
@@ -292,10 +302,10 @@ check_eq "... mx2's grant: user alice, source cluster" "alice cluster" "$(awk '{
 check "... mx2 logs it with the sending host" log_has 2 "grant $(re "$CLIENT") user=alice source=cluster host=mx1 ttl="
 try "$CLIENT" 2 2
 check_eq "... and the client connects to mx2:587" open "$LAB_RESULT"
-v=$(rcli GET "relaygate:grant:$CLIENT")
-check "Redis DB 3 holds relaygate:grant:$CLIENT (the state-file entry line)" \
+v=$(rcli GET "relaygate:grant:$CLIENT/32")
+check "Redis DB 3 holds relaygate:grant:$CLIENT/32 (the state-file entry line)" \
 	grep -qE "^grant $(re "$CLIENT") [0-9]+ [0-9]+ log pop3 alice\$" <<<"$v"
-pttl=$(rcli PTTL "relaygate:grant:$CLIENT")
+pttl=$(rcli PTTL "relaygate:grant:$CLIENT/32")
 # EXPIRES is in whole seconds, rounded up: up to 1 s over the TTL.
 if [ "${pttl:-0}" -gt $(((TTL - 10) * 1000)) ] && [ "$pttl" -le $(((TTL + 1) * 1000)) ]; then
 	ok "... expiring with the grant (PTTL $pttl ms, grant TTL ${TTL} s)"
@@ -349,12 +359,47 @@ if [ "${l1:-0}" -gt 3000 ] && [ "${l2:-0}" -gt 3000 ]; then
 else
 	not_ok "... shortens neither host's grant"; diag "mx1 '$(grant_of 1 "$CAROL")' mx2 '$(grant_of 2 "$CAROL")'"
 fi
-t=$(rcli TTL "relaygate:grant:$CAROL")
+t=$(rcli TTL "relaygate:grant:$CAROL/32")
 check "... nor Redis' key (TTL $t s)" test "${t:-0}" -gt 3000
+# Extending a grant that came from a login, with relaygatectl: shared too.
+ctl 1 grant add "$CLIENT" --ttl 2h >/dev/null
+check "relaygatectl grant add $CLIENT --ttl 2h on mx1 (it held a ${TTL} s login grant): Redis' key extended" \
+	lab_poll 5 eval "[ \"\$(rcli TTL 'relaygate:grant:$CLIENT/32')\" -gt 3600 ]"
+check "... and mx2's grant" lab_poll 3 eval "[ \"\$(grant_of 2 $CLIENT | awk '{ print \$3 }')\" -gt 3600 ]"
+
+# --- 4b. a subscriber cut off without a reset ------------------------------------
+
+step "4b. silent subscriber"
+# mx2's subscriber connection, as Redis sees it; then mx1 (where Redis
+# runs) drops everything Redis sends on it, as a NAT that forgot the flow.
+sport=$(rcli CLIENT LIST | awk '/cmd=subscribe/ && / addr=10\.88\.3\.2:/ { sub(/.* addr=10\.88\.3\.2:/, ""); sub(/ .*/, ""); print; exit }')
+check "mx2's subscriber connection is in CLIENT LIST (port ${sport:-none})" test -n "$sport"
+n0=$(log_count 2 "cluster: reconnected to $(re "$WHERE2"): ")
+in_ns "${NS[1]}" nft -f - <<NFT
+table inet rgc-$$ {
+	chain out {
+		type filter hook output priority 0;
+		ip daddr 10.88.3.2 tcp sport $RPORT tcp dport ${sport:-1} drop
+	}
+}
+NFT
+t0=$(lab_now_ms)
+if log_wait 2 "cluster: lost $(re "$WHERE2"): subscriber: no answer to PING" 15; then
+	ok "mx2 finds its subscriber dead by its PING ($(ms_since "$t0") ms)"
+else
+	not_ok "mx2 finds its subscriber dead by its PING"; show_log 2 5
+fi
+in_ns "${NS[1]}" nft delete table inet "rgc-$$"
+check "... and reconnects" lab_poll 10 eval "[ \$(log_count 2 'cluster: reconnected to $(re "$WHERE2"): ') -gt $n0 ]"
+login 1 "$BARRIER2" barrier2
+check "... and receives again: a login on mx1 reaches mx2" lab_poll 3 has_grant 2 "$BARRIER2"
 
 # --- 5. Redis away ------------------------------------------------------------
 
 step "5. redis away"
+lab_poll 5 settled 1 && lab_poll 5 settled 2
+c1=$(metric 1 relaygate_cluster_connects_total)
+c2=$(metric 2 relaygate_cluster_connects_total)
 redis_stop
 check "redis stopped: mx1 logs that it lost $WHERE1" log_wait 1 "cluster: lost $(re "$WHERE1"): .*working locally, retrying"
 check "... mx2 logs that it lost $WHERE2" log_wait 2 "cluster: lost $(re "$WHERE2"): .*working locally, retrying"
@@ -381,12 +426,13 @@ check "... relaygate_cluster_up 1 on both" lab_poll 3 eval 'metric_is 1 relaygat
 if lab_poll 3 has_grant 2 "$DAVE"; then ok "mx2 now holds the grant mx1 made while Redis was away"; else not_ok "mx2 now holds the grant mx1 made while Redis was away"; fi
 try "$DAVE" 2 2
 check_eq "... and $DAVE connects to mx2" open "$LAB_RESULT"
-want="relaygate:deny:$MALLORY relaygate:deny:$TRUDY relaygate:grant:$CLIENT relaygate:grant:$CAROL relaygate:grant:$DAVE relaygate:grant:$BARRIER"
+want="relaygate:deny:$MALLORY/32 relaygate:deny:$TRUDY/32 relaygate:grant:$CLIENT/32 relaygate:grant:$CAROL/32 relaygate:grant:$DAVE/32 relaygate:grant:$BARRIER/32"
 missing() { local k have; have=" $(rkeys)"; for k in $want; do [[ $have == *" $k "* ]] || echo "$k"; done; }
 if lab_poll 3 eval '[ -z "$(missing)" ]'; then ok "Redis holds both hosts' grants and denies again (the resync push)"; else
 	not_ok "Redis holds both hosts' grants and denies again"; diag "missing: $(missing | tr '\n' ' ') have: $(rkeys)"
 fi
-check_eq "relaygate_cluster_connects_total 2 on both" "2 2" \
+lab_poll 5 settled 1 && lab_poll 5 settled 2
+check_eq "relaygate_cluster_connects_total one more on both ($c1 $c2 before)" "$((c1 + 1)) $((c2 + 1))" \
 	"$(metric 1 relaygate_cluster_connects_total) $(metric 2 relaygate_cluster_connects_total)"
 
 # --- 6. bad input on the channel -------------------------------------------------
@@ -397,26 +443,33 @@ exp=$((now + 120))
 long=$(printf 'x%.0s' $(seq 1 1200))
 bad=(
 	"hello world"
-	"relaygate-cluster 2 0123456789abcdef mx9 grant 10.88.9.20 $exp $now log pop3 eve"
-	"relaygate-cluster 1 0123456789ABCDEF mx9 grant 10.88.9.20 $exp $now log pop3 eve"
-	"relaygate-cluster 1 0123abc mx9 grant 10.88.9.20 $exp $now log pop3 eve"
-	"relaygate-cluster 1 0123456789abcdef $(printf 'h%.0s' $(seq 1 65)) grant 10.88.9.20 $exp $now log pop3 eve"
-	"relaygate-cluster 1 0123456789abcdef mx9 grant 10.88.9.300 $exp $now log pop3 eve"
-	"relaygate-cluster 1 0123456789abcdef mx9 grant 10.88.9.20 $exp $now log pop3 $long"
-	"relaygate-cluster 1 0123456789abcdef mx9 grant 10.88.9.20 $exp"
+	"relaygate-cluster 2 0123456789abcdef mx9 32 grant 10.88.9.20 $exp $now log pop3 eve"
+	"relaygate-cluster 1 0123456789ABCDEF mx9 32 grant 10.88.9.20 $exp $now log pop3 eve"
+	"relaygate-cluster 1 0123abc mx9 32 grant 10.88.9.20 $exp $now log pop3 eve"
+	"relaygate-cluster 1 0123456789abcdef $(printf 'h%.0s' $(seq 1 65)) 32 grant 10.88.9.20 $exp $now log pop3 eve"
+	"relaygate-cluster 1 0123456789abcdef mx9 32 grant 10.88.9.300 $exp $now log pop3 eve"
+	"relaygate-cluster 1 0123456789abcdef mx9 32 grant 10.88.9.20 $exp $now log pop3 $long"
+	"relaygate-cluster 1 0123456789abcdef mx9 32 grant 10.88.9.20 $exp"
+	"relaygate-cluster 1 0123456789abcdef mx9 33 grant 10.88.9.20 $exp $now log pop3 eve"
+	"relaygate-cluster 1 0123456789abcdef mx9 24 grant 10.88.9.20 $exp $now log pop3 eve"
 )
-expired="relaygate-cluster 1 0123456789abcdef mx9 grant 10.88.9.21 $((now - 10)) $((now - 100)) log pop3 eve"
-good="relaygate-cluster 1 0123456789abcdef mx9 grant 10.88.9.22 $exp $now log pop3 bob"
+expired="relaygate-cluster 1 0123456789abcdef mx9 32 grant 10.88.9.21 $((now - 10)) $((now - 100)) log pop3 eve"
+good="relaygate-cluster 1 0123456789abcdef mx9 32 grant 10.88.9.22 $exp $now log pop3 bob"
+# Well-formed, but keyed /24 by its sender: these hosts key /32 and would
+# admit only 10.88.7.0 of it.
+wide="relaygate-cluster 1 0123456789abcdef mx9 24 grant 10.88.7.0 $exp $now log pop3 wide"
+lab_poll 5 settled 1 && lab_poll 5 settled 2
 for h in 1 2; do
 	m=$(metrics "$h")
 	rej0[h]=$(mval 'relaygate_cluster_entries_total{result="rejected"}' <<<"$m")
+	pre0[h]=$(mval 'relaygate_cluster_entries_total{result="prefix"}' <<<"$m")
 	app0[h]=$(mval 'relaygate_cluster_entries_total{result="applied"}' <<<"$m")
 	list0[h]=$(grants "$h")
 done
 subs=
-for m in "${bad[@]}" "$expired" "$good"; do subs+="$(rcli PUBLISH "$CHANNEL" "$m") "; done
-check_eq "PUBLISH on $CHANNEL: ${#bad[@]} malformed, 1 expired, 1 good message, each to 2 subscribers" \
-	"$(printf '2 %.0s' $(seq 1 $((${#bad[@]} + 2))))" "$subs"
+for m in "${bad[@]}" "$expired" "$wide" "$good"; do subs+="$(rcli PUBLISH "$CHANNEL" "$m") "; done
+check_eq "PUBLISH on $CHANNEL: ${#bad[@]} malformed, 1 expired, 1 keyed /24, 1 good message, each to 2 subscribers" \
+	"$(printf '2 %.0s' $(seq 1 $((${#bad[@]} + 3))))" "$subs"
 for h in 1 2; do
 	if lab_poll 3 has_grant "$h" 10.88.9.22; then ok "mx$h applies the well-formed message: grants 10.88.9.22"; else
 		not_ok "mx$h applies the well-formed message: grants 10.88.9.22"; show_log "$h" 5
@@ -430,6 +483,10 @@ for h in 1 2; do
 	rej=$(metric "$h" 'relaygate_cluster_entries_total{result="rejected"}')
 	check_eq "mx$h counts the ${#bad[@]} malformed ones as result=\"rejected\" (not the expired one)" \
 		"${#bad[@]}" "$((${rej:-0} - ${rej0[h]:-0}))"
+	pre=$(metric "$h" 'relaygate_cluster_entries_total{result="prefix"}')
+	check_eq "mx$h does not apply the /24 one: result=\"prefix\" +1" 1 "$((${pre:-0} - ${pre0[h]:-0}))"
+	check "... and says why" log_has "$h" "cluster: grant 10\.88\.7\.0/24 from mx9 not applied: this host keys /32"
+	check_not "... no grant for 10.88.7.0" has_grant "$h" 10.88.7.0
 	check "... keeps running" alive "$h"
 	check_eq "... its grants are the same but for 10.88.9.22" "${list0[h]}" \
 		"$(grants "$h" | tr ' ' '\n' | grep -vx 10.88.9.22 | tr '\n' ' ' | sed 's/ $//')"
@@ -465,7 +522,7 @@ t0=$(lab_now_ms)
 check "SIGHUP to unix::PASSWORD@$RSOCK?db=3: mx2 connects" \
 	eval "hup 2 && log_wait 2 'cluster: connected to redis unix:$(re "$RSOCK")\\?db=3: '"
 check "... and writes its grants into DB 3" \
-	lab_poll 3 eval "rcli GET 'relaygate:grant:$ERIN' | grep -qE ' pop3 erin\$'"
+	lab_poll 3 eval "rcli GET 'relaygate:grant:$ERIN/32' | grep -qE ' pop3 erin\$'"
 if lab_poll 3 has_grant 1 "$ERIN"; then ok "... its local grant for $ERIN reaches mx1 ($(ms_since "$t0") ms)"; else
 	not_ok "... its local grant for $ERIN reaches mx1"; show_log 2 5
 fi

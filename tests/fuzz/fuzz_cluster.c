@@ -58,7 +58,7 @@ static void same_entry(const struct rg_cluster_entry *a, const struct rg_cluster
 	uint64_t s1 = a->deny ? a->d.created : a->g.granted;
 	uint64_t s2 = b->deny ? b->d.created : b->g.granted;
 
-	if (a->deny != b->deny || a->live != b->live || strcmp(a->host, b->host) ||
+	if (a->deny != b->deny || a->live != b->live || a->plen != b->plen || strcmp(a->host, b->host) ||
 	    memcmp(&a->key, &b->key, sizeof(a->key)) || s2 > s1 || s1 - s2 >= S)
 		abort();
 	if (a->deny && (a->d.expires != b->d.expires || a->d.origin != b->d.origin ||
@@ -102,13 +102,14 @@ static void value_checks(const struct rg_cluster_entry *e, const char *line)
 	struct rg_cluster_entry v;
 	char key[KEY_MAX];
 
-	rg_cluster_key(key, sizeof(key), e->deny, &e->key);
+	rg_cluster_key(key, sizeof(key), e->deny, &e->key, e->plen);
 	if (rg_cluster_value_parse(key, line, strlen(line), &now, &v))
 		abort();
 	sane(&v);
-	if (v.live || v.deny != e->deny || memcmp(&v.key, &e->key, sizeof(v.key)))
+	if (v.live || v.deny != e->deny || v.plen != e->plen ||
+	    memcmp(&v.key, &e->key, sizeof(v.key)))
 		abort();
-	rg_cluster_key(key, sizeof(key), !e->deny, &e->key);
+	rg_cluster_key(key, sizeof(key), !e->deny, &e->key, e->plen);
 	if (!rg_cluster_value_parse(key, line, strlen(line), &now, &v))
 		abort();
 }
@@ -128,13 +129,13 @@ static void fuzz_msg(const char *data, size_t size)
 		abort();
 	/* Once around: write, format, parse. */
 	entry_line(&e1, line, sizeof(line));
-	n2 = rg_cluster_msg_format(m2, sizeof(m2), id1, e1.host, line);
+	n2 = rg_cluster_msg_format(m2, sizeof(m2), id1, e1.host, e1.plen, line);
 	if (n2 <= 0 || rg_cluster_msg_parse(m2, n2, &now, id2, &e2) || strcmp(id1, id2))
 		abort();
 	same_entry(&e1, &e2);
 	/* Twice: the same text, the same entry, to the nanosecond. */
 	entry_line(&e2, line2, sizeof(line2));
-	n3 = rg_cluster_msg_format(m3, sizeof(m3), id2, e2.host, line2);
+	n3 = rg_cluster_msg_format(m3, sizeof(m3), id2, e2.host, e2.plen, line2);
 	if (n3 != n2 || memcmp(m2, m3, n2) || rg_cluster_msg_parse(m3, n3, &now, id2, &e3))
 		abort();
 	exact_entry(&e2, &e3);
@@ -160,7 +161,7 @@ static void fuzz_value(const char *data, size_t size)
 	sane(&e1);
 	/* Accepted: the key must be the entry's (a key with a NUL inside
 	 * is compared up to it, as Redis keys never hold one). */
-	rg_cluster_key(key2, sizeof(key2), e1.deny, &e1.key);
+	rg_cluster_key(key2, sizeof(key2), e1.deny, &e1.key, e1.plen);
 	if (strcmp(key, key2))
 		abort();
 	entry_line(&e1, line, sizeof(line));

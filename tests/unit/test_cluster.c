@@ -98,7 +98,8 @@ static int msg_of(char *msg, size_t len, const char *host, const struct rg_state
 	char line[1100];
 
 	assert_int_equal(line_of(line, sizeof(line), g, d, now), 0);
-	return rg_cluster_msg_format(msg, len, ID, host, line);
+	return rg_cluster_msg_format(msg, len, ID, host,
+				     (g ? g->key : d->key).family == RG_AF_INET ? 32 : 128, line);
 }
 
 /* Parse len bytes of msg: must be refused with exactly the reason want. */
@@ -134,7 +135,7 @@ static void test_round_trip_grant(void **state)
 	g4 = grant("192.0.2.1", &odd, 1800 * S, 60 * S, "bob smith%x", RG_ORIGIN_LOG,
 		   RG_SERVICE_POP3);
 	n = msg_of(msg, sizeof(msg), "mx1.example.org", &g4, NULL, &odd);
-	snprintf(want, sizeof(want), "relaygate-cluster 1 " ID " mx1.example.org grant 192.0.2.1 "
+	snprintf(want, sizeof(want), "relaygate-cluster 1 " ID " mx1.example.org 32 grant 192.0.2.1 "
 		 "1700001801 1699999940 log pop3 bob%%20smith%%25x");
 	assert_string_equal(msg, want);
 	assert_int_equal(n, strlen(want));
@@ -158,7 +159,7 @@ static void test_round_trip_grant(void **state)
 	g6 = grant("2001:db8:1:2::", &whole, 86400 * S, 3 * S, "carol@example.org",
 		   RG_ORIGIN_CLUSTER, RG_SERVICE_IMAP);
 	n = msg_of(msg, sizeof(msg), "mx2", &g6, NULL, &whole);
-	assert_string_equal(msg, "relaygate-cluster 1 " ID " mx2 grant 2001:db8:1:2:: "
+	assert_string_equal(msg, "relaygate-cluster 1 " ID " mx2 128 grant 2001:db8:1:2:: "
 			    "1700086400 1699999997 cluster imap carol@example.org");
 	assert_null(rg_cluster_msg_parse(msg, n, &whole, id, &e));
 	assert_string_equal(e.host, "mx2");
@@ -188,7 +189,7 @@ static void test_round_trip_deny(void **state)
 	d4 = deny("203.0.113.9", &odd, 3600 * S + S / 10, 5 * S, RG_ORIGIN_LOG, 10);
 	n = msg_of(msg, sizeof(msg), "mx1", NULL, &d4, &odd);
 	/* 3600.1 s after REAL0 + .25: 1700003600.35 -> ...601. */
-	assert_string_equal(msg, "relaygate-cluster 1 " ID " mx1 deny 203.0.113.9 "
+	assert_string_equal(msg, "relaygate-cluster 1 " ID " mx1 32 deny 203.0.113.9 "
 			    "1700003601 1699999995 log 10");
 	assert_null(rg_cluster_msg_parse(msg, n, &odd, id, &e));
 	assert_string_equal(id, ID);
@@ -204,7 +205,7 @@ static void test_round_trip_deny(void **state)
 
 	d6 = deny("2001:db8::", &whole, 120 * S, 0, RG_ORIGIN_CLI, 0);
 	n = msg_of(msg, sizeof(msg), "h", NULL, &d6, &whole);
-	assert_string_equal(msg, "relaygate-cluster 1 " ID " h deny 2001:db8:: "
+	assert_string_equal(msg, "relaygate-cluster 1 " ID " h 128 deny 2001:db8:: "
 			    "1700000120 1700000000 cli 0");
 	assert_null(rg_cluster_msg_parse(msg, n, &whole, id, &e));
 	assert_true(e.deny);
@@ -216,17 +217,17 @@ static void test_expired(void **state)
 {
 	struct rg_cluster_entry e;
 	char id[RG_CLUSTER_ID_LEN + 1];
-	const char *ok = "relaygate-cluster 1 " ID " h deny 192.0.2.1 1700000001 0 log 1";
+	const char *ok = "relaygate-cluster 1 " ID " h 32 deny 192.0.2.1 1700000001 0 log 1";
 
 	(void)state;
 	/* whole: now is exactly 1700000000. */
-	msg_bad("relaygate-cluster 1 " ID " h grant 192.0.2.1 1699999999 1699999000 log pop3 a",
+	msg_bad("relaygate-cluster 1 " ID " h 32 grant 192.0.2.1 1699999999 1699999000 log pop3 a",
 		"expired");
-	msg_bad("relaygate-cluster 1 " ID " h deny 192.0.2.1 1700000000 0 log 1", "expired");
+	msg_bad("relaygate-cluster 1 " ID " h 32 deny 192.0.2.1 1700000000 0 log 1", "expired");
 	assert_null(rg_cluster_msg_parse(ok, strlen(ok), &whole, id, &e));
 	assert_int_equal(e.d.expires, whole.boot_ns + S);
 	/* Too far ahead is corrupt, not a long grant (ten years and a day). */
-	msg_bad("relaygate-cluster 1 " ID " h deny 192.0.2.1 2015446400 0 log 1",
+	msg_bad("relaygate-cluster 1 " ID " h 32 deny 192.0.2.1 2015446400 0 log 1",
 		"expiry too far in the future");
 }
 
@@ -240,73 +241,99 @@ static void test_rejects(void **state)
 
 	(void)state;
 	/* Magic and version. */
-	msg_bad("relaygate-cluster 2 " ID " h grant 192.0.2.1 1700001000 1699999000 log pop3 a",
+	msg_bad("relaygate-cluster 2 " ID " h 32 grant 192.0.2.1 1700001000 1699999000 log pop3 a",
 		"not a relaygate-cluster 1 message");
-	msg_bad("relaygate-cluster 10 " ID " h deny 192.0.2.1 1700001000 0 log 1",
+	msg_bad("relaygate-cluster 10 " ID " h 32 deny 192.0.2.1 1700001000 0 log 1",
 		"not a relaygate-cluster 1 message");
 	msg_bad("Relaygate-cluster 1 " ID " h deny 192.0.2.1 1700001000 0 log 1",
 		"not a relaygate-cluster 1 message");
 	msg_bad("relaygate-state 1", "not a relaygate-cluster 1 message");
 	msg_bad("", "not a relaygate-cluster 1 message");
 	/* Instance id: 16 lower-case hex digits. */
-	msg_bad("relaygate-cluster 1 0123456789abcde h deny 192.0.2.1 1700001000 0 log 1",
+	msg_bad("relaygate-cluster 1 0123456789abcde h 32 deny 192.0.2.1 1700001000 0 log 1",
 		"bad instance id");
-	msg_bad("relaygate-cluster 1 0123456789abcdef0 h deny 192.0.2.1 1700001000 0 log 1",
+	msg_bad("relaygate-cluster 1 0123456789abcdef0 h 32 deny 192.0.2.1 1700001000 0 log 1",
 		"bad instance id");
-	msg_bad("relaygate-cluster 1 0123456789ABCDEF h deny 192.0.2.1 1700001000 0 log 1",
+	msg_bad("relaygate-cluster 1 0123456789ABCDEF h 32 deny 192.0.2.1 1700001000 0 log 1",
 		"bad instance id");
-	msg_bad("relaygate-cluster 1 0123456789abcdeg h deny 192.0.2.1 1700001000 0 log 1",
+	msg_bad("relaygate-cluster 1 0123456789abcdeg h 32 deny 192.0.2.1 1700001000 0 log 1",
 		"bad instance id");
-	msg_bad("relaygate-cluster 1  h deny 192.0.2.1 1700001000 0 log 1", "bad instance id");
+	msg_bad("relaygate-cluster 1  h 32 deny 192.0.2.1 1700001000 0 log 1", "bad instance id");
 	msg_bad("relaygate-cluster 1 " ID, "bad instance id");
 	/* Host: 1..64 bytes in '!'..'~'. */
 	msg_bad("relaygate-cluster 1 " ID "  deny 192.0.2.1 1700001000 0 log 1", "bad host name");
 	memset(host65, 'h', 65);
 	host65[65] = '\0';
-	snprintf(msg, sizeof(msg), "relaygate-cluster 1 " ID " %s %s", host65, entry);
+	snprintf(msg, sizeof(msg), "relaygate-cluster 1 " ID " %s 32 %s", host65, entry);
 	msg_bad(msg, "bad host name");
 	memcpy(host64, host65, 64);
 	host64[64] = '\0';
-	snprintf(msg, sizeof(msg), "relaygate-cluster 1 " ID " %s %s", host64, entry);
+	snprintf(msg, sizeof(msg), "relaygate-cluster 1 " ID " %s 32 %s", host64, entry);
 	assert_null(rg_cluster_msg_parse(msg, strlen(msg), &whole, id, &e));
 	assert_string_equal(e.host, host64);
-	msg_bad("relaygate-cluster 1 " ID " mx\x01 deny 192.0.2.1 1700001000 0 log 1",
+	msg_bad("relaygate-cluster 1 " ID " mx\x01 32 deny 192.0.2.1 1700001000 0 log 1",
 		"bad host name");
-	msg_bad("relaygate-cluster 1 " ID " mx\x7f deny 192.0.2.1 1700001000 0 log 1",
+	msg_bad("relaygate-cluster 1 " ID " mx\x7f 32 deny 192.0.2.1 1700001000 0 log 1",
 		"bad host name");
-	msg_bad("relaygate-cluster 1 " ID " mx\tb deny 192.0.2.1 1700001000 0 log 1",
+	msg_bad("relaygate-cluster 1 " ID " mx\tb 32 deny 192.0.2.1 1700001000 0 log 1",
 		"bad host name");
-	msg_bad("relaygate-cluster 1 " ID " h\xc3\xa9 deny 192.0.2.1 1700001000 0 log 1",
+	msg_bad("relaygate-cluster 1 " ID " h\xc3\xa9 32 deny 192.0.2.1 1700001000 0 log 1",
 		"bad host name");
 	/* Length: RG_CLUSTER_MSG_MAX bytes are looked at, one more is not. */
-	n = (size_t)snprintf(msg, sizeof(msg), "relaygate-cluster 1 " ID " h %s ", entry);
+	n = (size_t)snprintf(msg, sizeof(msg), "relaygate-cluster 1 " ID " h 32 %s ", entry);
 	memset(msg + n, 'x', sizeof(msg) - n);
 	msg_bad_n(msg, RG_CLUSTER_MSG_MAX + 1, "message too long");
 	msg_bad_n(msg, RG_CLUSTER_MSG_MAX, "line too long");	/* the entry's own limit */
 	/* The entry: fields, kind, bytes. */
-	msg_bad("relaygate-cluster 1 " ID " h grant 192.0.2.1 1700001000 1699999000 log pop3 a b",
+	msg_bad("relaygate-cluster 1 " ID " h 32 grant 192.0.2.1 1700001000 1699999000 log pop3 a b",
 		"wrong number of fields");
-	msg_bad("relaygate-cluster 1 " ID " h grant 192.0.2.1 1700001000 1699999000 log pop3",
+	msg_bad("relaygate-cluster 1 " ID " h 32 grant 192.0.2.1 1700001000 1699999000 log pop3",
 		"wrong number of fields");
-	msg_bad("relaygate-cluster 1 " ID " h deny 192.0.2.1 1700001000 0 log 1 2",
+	msg_bad("relaygate-cluster 1 " ID " h 32 deny 192.0.2.1 1700001000 0 log 1 2",
 		"wrong number of fields");
-	msg_bad("relaygate-cluster 1 " ID " h deny 192.0.2.1 1700001000 0 log",
+	msg_bad("relaygate-cluster 1 " ID " h 32 deny 192.0.2.1 1700001000 0 log",
 		"wrong number of fields");
-	msg_bad("relaygate-cluster 1 " ID " h allow 192.0.2.1 1700001000 0 log 1",
+	msg_bad("relaygate-cluster 1 " ID " h 32 allow 192.0.2.1 1700001000 0 log 1",
 		"unknown kind (grant or deny)");
-	msg_bad("relaygate-cluster 1 " ID " h deny 192.0.2.0/24 1700001000 0 log 1",
+	msg_bad("relaygate-cluster 1 " ID " h 32 deny 192.0.2.0/24 1700001000 0 log 1",
 		"not an IPv4 or IPv6 address");
-	msg_bad("relaygate-cluster 1 " ID " h deny 192.0.2.1 1700001000 0 log 1\n",
+	msg_bad("relaygate-cluster 1 " ID " h 32 deny 192.0.2.1 1700001000 0 log 1\n",
 		"control or non-ASCII byte");
-	msg_bad("relaygate-cluster 1 " ID " h ", "empty entry");
+	msg_bad("relaygate-cluster 1 " ID " h ", "bad prefix length");
+	msg_bad("relaygate-cluster 1 " ID " h 32 ", "empty entry");
+	/* The prefix length: 1-3 digits, within the family, the address
+	 * masked to it. */
+	msg_bad("relaygate-cluster 1 " ID " h x32 deny 192.0.2.1 1700001000 0 log 1",
+		"bad prefix length");
+	msg_bad("relaygate-cluster 1 " ID " h 0032 deny 192.0.2.1 1700001000 0 log 1",
+		"bad prefix length");
+	msg_bad("relaygate-cluster 1 " ID " h 33 deny 192.0.2.1 1700001000 0 log 1",
+		"bad prefix length");
+	msg_bad("relaygate-cluster 1 " ID " h 129 deny 2001:db8:: 1700001000 0 log 1",
+		"bad prefix length");
+	msg_bad("relaygate-cluster 1 " ID " h 24 deny 192.0.2.1 1700001000 0 log 1",
+		"address not masked to its prefix length");
+	msg_bad("relaygate-cluster 1 " ID " h 48 deny 2001:db8:1:2:: 1700001000 0 log 1",
+		"address not masked to its prefix length");
+	{
+		struct rg_cluster_entry pe;
+		char pid[RG_CLUSTER_ID_LEN + 1];
+		const char *m24 = "relaygate-cluster 1 " ID " h 24 deny 192.0.2.0 1700001000 0 log 1";
+		const char *m64 = "relaygate-cluster 1 " ID " h 64 grant 2001:db8:1:2:: 1700001000 0 log pop3 a";
+
+		assert_null(rg_cluster_msg_parse(m24, strlen(m24), &whole, pid, &pe));
+		assert_int_equal(pe.plen, 24);
+		assert_null(rg_cluster_msg_parse(m64, strlen(m64), &whole, pid, &pe));
+		assert_int_equal(pe.plen, 64);
+	}
 	/* A NUL byte in each part. */
-	msg_bad_n(LIT("relaygate-cluster 1 " ID " h deny 192.0.2.1 17000" "\0" "01000 0 log 1"),
+	msg_bad_n(LIT("relaygate-cluster 1 " ID " h 32 deny 192.0.2.1 17000" "\0" "01000 0 log 1"),
 		  "NUL byte");
-	msg_bad_n(LIT("relaygate-cluster 1 " ID " h\0 deny 192.0.2.1 1700001000 0 log 1"),
+	msg_bad_n(LIT("relaygate-cluster 1 " ID " h\0 32 deny 192.0.2.1 1700001000 0 log 1"),
 		  "bad host name");
-	msg_bad_n(LIT("relaygate-cluster 1 0123456789ab\0def h deny 192.0.2.1 1700001000 0 log 1"),
+	msg_bad_n(LIT("relaygate-cluster 1 0123456789ab\0def h 32 deny 192.0.2.1 1700001000 0 log 1"),
 		  "bad instance id");
-	msg_bad_n(LIT("relaygate-cluster\0 1 " ID " h deny 192.0.2.1 1700001000 0 log 1"),
+	msg_bad_n(LIT("relaygate-cluster\0 1 " ID " h 32 deny 192.0.2.1 1700001000 0 log 1"),
 		  "not a relaygate-cluster 1 message");
 }
 
@@ -336,8 +363,10 @@ static void test_truncated(void **state)
 	msg_bad_n(msg, 30, "bad instance id");
 	msg_bad_n(msg, 40, "bad host name");
 	msg_bad_n(msg, 52, "bad host name");	/* the host whole, no space */
-	msg_bad_n(msg, 53, "empty entry");
-	msg_bad_n(msg, 60, "wrong number of fields");
+	msg_bad_n(msg, 53, "bad prefix length");	/* no PLEN */
+	msg_bad_n(msg, 56, "bad prefix length");	/* "128", no space */
+	msg_bad_n(msg, 57, "empty entry");
+	msg_bad_n(msg, 66, "wrong number of fields");
 	msg_bad_n(msg, last, "wrong number of fields");
 	assert_null(rg_cluster_msg_parse(msg, n, &whole, id, &e));
 	assert_string_equal(e.g.user, "dave");
@@ -346,7 +375,7 @@ static void test_truncated(void **state)
 /* The length given is what counts, not a NUL: bytes after it are ignored. */
 static void test_not_nul_terminated(void **state)
 {
-	const char *m = "relaygate-cluster 1 " ID " h deny 192.0.2.1 1700001000 0 log 12GARBAGE";
+	const char *m = "relaygate-cluster 1 " ID " h 32 deny 192.0.2.1 1700001000 0 log 12GARBAGE";
 	const char *v = "deny 192.0.2.1 1700001000 0 log 12 trailing";
 	struct rg_cluster_entry e;
 	char id[RG_CLUSTER_ID_LEN + 1];
@@ -354,9 +383,9 @@ static void test_not_nul_terminated(void **state)
 	(void)state;
 	assert_null(rg_cluster_msg_parse(m, strlen(m) - 7, &whole, id, &e));
 	assert_int_equal(e.d.failures, 12);
-	assert_null(rg_cluster_value_parse("relaygate:deny:192.0.2.1", v, 34, &whole, &e));
+	assert_null(rg_cluster_value_parse("relaygate:deny:192.0.2.1/32", v, 34, &whole, &e));
 	assert_int_equal(e.d.failures, 12);
-	assert_string_equal(rg_cluster_value_parse("relaygate:deny:192.0.2.1", v, strlen(v),
+	assert_string_equal(rg_cluster_value_parse("relaygate:deny:192.0.2.1/32", v, strlen(v),
 						   &whole, &e), "wrong number of fields");
 }
 
@@ -364,48 +393,48 @@ static void test_format_errors(void **state)
 {
 	char buf[RG_CLUSTER_MSG_MAX + 64], host65[66], entry[RG_CLUSTER_MSG_MAX];
 	const char *e = "deny 192.0.2.1 1700001000 0 log 1";
-	size_t want = strlen("relaygate-cluster 1 " ID " h ") + strlen(e);
+	size_t want = strlen("relaygate-cluster 1 " ID " h 32 ") + strlen(e);
 
 	(void)state;
 	/* Bad ids. */
-	assert_int_equal(rg_cluster_msg_format(buf, sizeof(buf), "", "h", e), -EINVAL);
-	assert_int_equal(rg_cluster_msg_format(buf, sizeof(buf), "0123456789abcde", "h", e),
+	assert_int_equal(rg_cluster_msg_format(buf, sizeof(buf), "", "h", 32, e), -EINVAL);
+	assert_int_equal(rg_cluster_msg_format(buf, sizeof(buf), "0123456789abcde", "h", 32, e),
 			 -EINVAL);
-	assert_int_equal(rg_cluster_msg_format(buf, sizeof(buf), "0123456789abcdef0", "h", e),
+	assert_int_equal(rg_cluster_msg_format(buf, sizeof(buf), "0123456789abcdef0", "h", 32, e),
 			 -EINVAL);
-	assert_int_equal(rg_cluster_msg_format(buf, sizeof(buf), "0123456789abcde ", "h", e),
+	assert_int_equal(rg_cluster_msg_format(buf, sizeof(buf), "0123456789abcde ", "h", 32, e),
 			 -EINVAL);
-	assert_int_equal(rg_cluster_msg_format(buf, sizeof(buf), "0123456789abcde\x01", "h", e),
+	assert_int_equal(rg_cluster_msg_format(buf, sizeof(buf), "0123456789abcde\x01", "h", 32, e),
 			 -EINVAL);
 	/* What the parser refuses is not written: uppercase, not hex. */
-	assert_int_equal(rg_cluster_msg_format(buf, sizeof(buf), "0123456789ABCDEF", "h", e),
+	assert_int_equal(rg_cluster_msg_format(buf, sizeof(buf), "0123456789ABCDEF", "h", 32, e),
 			 -EINVAL);
-	assert_int_equal(rg_cluster_msg_format(buf, sizeof(buf), "0123456789abcdeg", "h", e),
+	assert_int_equal(rg_cluster_msg_format(buf, sizeof(buf), "0123456789abcdeg", "h", 32, e),
 			 -EINVAL);
 	/* Bad hosts. */
 	memset(host65, 'h', 65);
 	host65[65] = '\0';
-	assert_int_equal(rg_cluster_msg_format(buf, sizeof(buf), ID, "", e), -EINVAL);
-	assert_int_equal(rg_cluster_msg_format(buf, sizeof(buf), ID, host65, e), -EINVAL);
-	assert_int_equal(rg_cluster_msg_format(buf, sizeof(buf), ID, "mx 1", e), -EINVAL);
-	assert_int_equal(rg_cluster_msg_format(buf, sizeof(buf), ID, "mx\x7f", e), -EINVAL);
-	assert_int_equal(rg_cluster_msg_format(buf, sizeof(buf), ID, "mx\xc3\xa9", e), -EINVAL);
+	assert_int_equal(rg_cluster_msg_format(buf, sizeof(buf), ID, "", 32, e), -EINVAL);
+	assert_int_equal(rg_cluster_msg_format(buf, sizeof(buf), ID, host65, 32, e), -EINVAL);
+	assert_int_equal(rg_cluster_msg_format(buf, sizeof(buf), ID, "mx 1", 32, e), -EINVAL);
+	assert_int_equal(rg_cluster_msg_format(buf, sizeof(buf), ID, "mx\x7f", 32, e), -EINVAL);
+	assert_int_equal(rg_cluster_msg_format(buf, sizeof(buf), ID, "mx\xc3\xa9", 32, e), -EINVAL);
 	host65[64] = '\0';
-	assert_int_equal(rg_cluster_msg_format(buf, sizeof(buf), ID, host65, e),
+	assert_int_equal(rg_cluster_msg_format(buf, sizeof(buf), ID, host65, 32, e),
 			 (int)(want + 63));
 	/* Room: the message and its NUL. */
-	assert_int_equal(rg_cluster_msg_format(buf, 10, ID, "h", e), -ENOSPC);
-	assert_int_equal(rg_cluster_msg_format(buf, want, ID, "h", e), -ENOSPC);
-	assert_int_equal(rg_cluster_msg_format(buf, want + 1, ID, "h", e), (int)want);
-	assert_string_equal(buf, "relaygate-cluster 1 " ID " h deny 192.0.2.1 1700001000 0 log 1");
+	assert_int_equal(rg_cluster_msg_format(buf, 10, ID, "h", 32, e), -ENOSPC);
+	assert_int_equal(rg_cluster_msg_format(buf, want, ID, "h", 32, e), -ENOSPC);
+	assert_int_equal(rg_cluster_msg_format(buf, want + 1, ID, "h", 32, e), (int)want);
+	assert_string_equal(buf, "relaygate-cluster 1 " ID " h 32 deny 192.0.2.1 1700001000 0 log 1");
 	/* Never longer than a receiver accepts, however big the buffer. */
 	memset(entry, 'x', sizeof(entry));
-	entry[RG_CLUSTER_MSG_MAX - strlen("relaygate-cluster 1 " ID " h ")] = '\0';
-	assert_int_equal(rg_cluster_msg_format(buf, sizeof(buf), ID, "h", entry),
+	entry[RG_CLUSTER_MSG_MAX - strlen("relaygate-cluster 1 " ID " h 32 ")] = '\0';
+	assert_int_equal(rg_cluster_msg_format(buf, sizeof(buf), ID, "h", 32, entry),
 			 RG_CLUSTER_MSG_MAX);
 	entry[strlen(entry)] = 'x';
-	entry[RG_CLUSTER_MSG_MAX - strlen("relaygate-cluster 1 " ID " h ") + 1] = '\0';
-	assert_int_equal(rg_cluster_msg_format(buf, sizeof(buf), ID, "h", entry), -ENOSPC);
+	entry[RG_CLUSTER_MSG_MAX - strlen("relaygate-cluster 1 " ID " h 32 ") + 1] = '\0';
+	assert_int_equal(rg_cluster_msg_format(buf, sizeof(buf), ID, "h", 32, entry), -ENOSPC);
 }
 
 static void test_key(void **state)
@@ -414,20 +443,20 @@ static void test_key(void **state)
 	char buf[128];
 
 	(void)state;
-	rg_cluster_key(buf, sizeof(buf), false, &a4);
-	assert_string_equal(buf, "relaygate:grant:192.0.2.1");
-	rg_cluster_key(buf, sizeof(buf), true, &a4);
-	assert_string_equal(buf, "relaygate:deny:192.0.2.1");
-	rg_cluster_key(buf, sizeof(buf), false, &a6);
-	assert_string_equal(buf, "relaygate:grant:2001:db8:1:2::");
-	rg_cluster_key(buf, sizeof(buf), true, &a6);
-	assert_string_equal(buf, "relaygate:deny:2001:db8:1:2::");
+	rg_cluster_key(buf, sizeof(buf), false, &a4, 32);
+	assert_string_equal(buf, "relaygate:grant:192.0.2.1/32");
+	rg_cluster_key(buf, sizeof(buf), true, &a4, 24);
+	assert_string_equal(buf, "relaygate:deny:192.0.2.1/24");
+	rg_cluster_key(buf, sizeof(buf), false, &a6, 64);
+	assert_string_equal(buf, "relaygate:grant:2001:db8:1:2::/64");
+	rg_cluster_key(buf, sizeof(buf), true, &a6, 128);
+	assert_string_equal(buf, "relaygate:deny:2001:db8:1:2::/128");
 	/* ::ffff:a.b.c.d is the IPv4 address, and so is its key. */
 	a6 = addr("::ffff:198.51.100.7");
-	rg_cluster_key(buf, sizeof(buf), false, &a6);
-	assert_string_equal(buf, "relaygate:grant:198.51.100.7");
+	rg_cluster_key(buf, sizeof(buf), false, &a6, 32);
+	assert_string_equal(buf, "relaygate:grant:198.51.100.7/32");
 	/* A short buffer gets a cut, terminated key. */
-	rg_cluster_key(buf, 10, false, &a4);
+	rg_cluster_key(buf, 10, false, &a4, 32);
 	assert_string_equal(buf, "relaygate");
 }
 
@@ -456,7 +485,7 @@ static void test_value_parse(void **state)
 	assert_int_equal(line_of(dl, sizeof(dl), NULL, &d, &whole), 0);
 
 	/* Under its own key: the entry, not live, from no host. */
-	rg_cluster_key(key, sizeof(key), false, &g.key);
+	rg_cluster_key(key, sizeof(key), false, &g.key, 32);
 	memset(&e, 0xa5, sizeof(e));
 	assert_null(rg_cluster_value_parse(key, gl, strlen(gl), &whole, &e));
 	assert_false(e.deny);
@@ -464,7 +493,7 @@ static void test_value_parse(void **state)
 	assert_string_equal(e.host, "");
 	assert_memory_equal(&e.key, &g.key, sizeof(e.key));
 	assert_memory_equal(&e.g, &g.v, sizeof(e.g));
-	rg_cluster_key(key, sizeof(key), true, &d.key);
+	rg_cluster_key(key, sizeof(key), true, &d.key, 64);
 	assert_null(rg_cluster_value_parse(key, dl, strlen(dl), &whole, &e));
 	assert_true(e.deny);
 	assert_false(e.live);
@@ -472,21 +501,24 @@ static void test_value_parse(void **state)
 	assert_memory_equal(&e.d, &d.v, sizeof(e.d));
 
 	/* Under another address, another kind, another prefix. */
-	value_bad("relaygate:grant:192.0.2.2", gl, mismatch);
-	value_bad("relaygate:grant:2001:db8:1:2::", gl, mismatch);
-	value_bad("relaygate:deny:192.0.2.1", gl, mismatch);
-	value_bad("relaygate:grant:2001:db8:1:2::", dl, mismatch);
-	value_bad("relaygate:deny:2001:db8:1:3::", dl, mismatch);
-	value_bad("relaygate:grant:192.0.2.1 ", gl, mismatch);
-	value_bad("relaygate:grants:192.0.2.1", gl, mismatch);
-	value_bad("", gl, mismatch);
+	value_bad("relaygate:grant:192.0.2.2/32", gl, mismatch);
+	value_bad("relaygate:grant:2001:db8:1:2::/64", gl, "bad prefix length");
+	value_bad("relaygate:grant:192.0.2.1/24", gl, "address not masked to its prefix length");
+	value_bad("relaygate:grant:192.0.2.1/", gl, "bad prefix length");
+	value_bad("relaygate:grant:192.0.2.1/032", gl, mismatch);   /* not the key written */
+	value_bad("relaygate:deny:192.0.2.1/32", gl, mismatch);
+	value_bad("relaygate:grant:2001:db8:1:2::/64", dl, mismatch);
+	value_bad("relaygate:deny:2001:db8:1:3::/64", dl, mismatch);
+	value_bad("relaygate:grant:192.0.2.1 ", gl, "bad prefix length");
+	value_bad("relaygate:grants:192.0.2.1/32", gl, mismatch);
+	value_bad("", gl, "bad prefix length");
 	/* Bad or expired values. */
-	value_bad("relaygate:grant:192.0.2.1", "grant 192.0.2.1 1700000900",
+	value_bad("relaygate:grant:192.0.2.1/32", "grant 192.0.2.1 1700000900",
 		  "wrong number of fields");
-	value_bad("relaygate:grant:192.0.2.1", "", "empty entry");
-	value_bad("relaygate:deny:192.0.2.1", "deny 192.0.2.1 1699999999 0 log 1", "expired");
-	value_bad("relaygate:deny:192.0.2.1",
-		  "relaygate-cluster 1 " ID " h deny 192.0.2.1 1700001000 0 log 1",
+	value_bad("relaygate:grant:192.0.2.1/32", "", "empty entry");
+	value_bad("relaygate:deny:192.0.2.1/32", "deny 192.0.2.1 1699999999 0 log 1", "expired");
+	value_bad("relaygate:deny:192.0.2.1/32",
+		  "relaygate-cluster 1 " ID " h 32 deny 192.0.2.1 1700001000 0 log 1",
 		  "unknown kind (grant or deny)");
 }
 

@@ -629,6 +629,14 @@ static void test_sections(void **state)
 	assert_string_equal(c.cluster.redis_password, "pa:ss");
 	assert_int_equal(c.cluster.redis_db, 0);
 	rg_config_free(&c);
+	/* '@' in a password: the last one before the host or path ends it. */
+	expect_ok("[cluster]\nredis = redis://:p@ss@redis.example.net:6380/1\n", &c);
+	assert_string_equal(c.cluster.redis_host, "redis.example.net");
+	assert_string_equal(c.cluster.redis_password, "p@ss");
+	rg_config_free(&c);
+	expect_ok("[cluster]\nredis = unix::p@ss@/run/redis.sock\n", &c);
+	assert_string_equal(c.cluster.redis_password, "p@ss");
+	rg_config_free(&c);
 	expect_ok("[cluster]\nredis = unix:///run/redis.sock\n", &c);
 	assert_string_equal(c.cluster.redis_path, "/run/redis.sock");
 	assert_string_equal(c.cluster.redis_password, "");
