@@ -884,9 +884,11 @@ static void *cluster_main(void *arg)
 		size_t got, pushed;
 		uint64_t t_up;
 
+		/* Once stopped (an exit, or a reload that left this server)
+		 * a failure is not news: nothing is retried. */
 		if (connect_all(cl, why, sizeof(why))) {
 			count(cl, &cl->st.errors, 1);
-			if (!warned)
+			if (!warned && !stopping(cl))
 				rg_warn("cluster: cannot use %s: %s; working locally, retrying", cl->where,
 					why);
 			warned = true;
@@ -896,7 +898,7 @@ static void *cluster_main(void *arg)
 			if (read_all(cl, &got, why, sizeof(why)) ||
 			    push_snapshot(cl, &pushed, why, sizeof(why))) {
 				count(cl, &cl->st.errors, 1);
-				if (!warned)
+				if (!warned && !stopping(cl))
 					rg_warn("cluster: %s: %s; working locally, retrying", cl->where,
 						why);
 				warned = true;
@@ -907,7 +909,7 @@ static void *cluster_main(void *arg)
 				ever = true;
 				warned = false;
 				t_up = mono_ns();
-				if (serve(cl, why, sizeof(why))) {
+				if (serve(cl, why, sizeof(why)) && !stopping(cl)) {
 					count(cl, &cl->st.errors, 1);
 					rg_warn("cluster: lost %s: %s; working locally, retrying", cl->where,
 						why);

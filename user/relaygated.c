@@ -1842,7 +1842,7 @@ static void cluster_put(struct daemon *d, const struct rg_cluster_entry *e)
 		d->st.cluster_prefix++;
 		if (rl_take(&d->reject_rl))
 			rg_warn("cluster: %s %s/%u from %s not applied: this host keys /%u ([grants] ipv4_prefix and ipv6_prefix should be the same on every host)",
-				e->deny ? "deny" : "grant", key_str(&d->gate, &k, a, sizeof(a)),
+				e->deny ? "deny" : "grant", rg_addr_str(&k, a, sizeof(a)),
 				e->plen, e->host[0] ? e->host : "redis", own);
 		return;
 	}
