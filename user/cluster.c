@@ -575,7 +575,11 @@ static int flush_out(struct rg_cluster *cl, char *why, size_t len)
 	}
 }
 
-/* Every local entry, with the script. */
+static int pump_sub(struct rg_cluster *cl, char *why, size_t len);
+
+/* Every local entry, with the script. Between batches the subscriber is
+ * read: what the push publishes comes back to it, and Redis cuts off a
+ * subscriber that lets tens of megabytes pile up (a push of a million). */
 static int push_snapshot(struct rg_cluster *cl, size_t *pushed, char *why, size_t len)
 {
 	struct rg_state st = { 0 };
@@ -611,7 +615,7 @@ static int push_snapshot(struct rg_cluster *cl, size_t *pushed, char *why, size_
 			continue;
 		(*pushed)++;
 		if (++inflight == PIPELINE) {
-			if (read_pushes(cl, inflight, why, len)) {
+			if (read_pushes(cl, inflight, why, len) || pump_sub(cl, why, len)) {
 				rg_state_free(&st);
 				return -1;
 			}
@@ -775,6 +779,17 @@ static int read_sub(struct rg_cluster *cl, char *why, size_t len)
 /* Both connections: the command one answers at once; the subscriber's
  * answer comes with its messages and must be there by the next ping (a
  * subscriber cut off silently would otherwise look idle for ever). */
+/* Reads the subscriber while it has something, without waiting. */
+static int pump_sub(struct rg_cluster *cl, char *why, size_t len)
+{
+	struct pollfd p = { .fd = cl->sub->fd, .events = POLLIN };
+
+	while (poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)))
+		if (read_sub(cl, why, len))
+			return -1;
+	return 0;
+}
+
 static int ping(struct rg_cluster *cl, char *why, size_t len)
 {
 	redisReply *r;

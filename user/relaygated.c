@@ -92,6 +92,7 @@
 #define MAX_EPOLL_EVENTS 64
 #define MAX_ATTACH 256
 #define DROP_LOG_PER_SEC 10         /* drop events logged per second */
+#define CLUSTER_LOG_PER_SEC 20      /* entries from other hosts logged per second */
 #define REJECT_LOG_PER_SEC 5        /* rejected log lines logged per second */
 #define SAVE_ERR_REPEAT_NS (60 * NS_PER_SEC)
 
@@ -251,7 +252,7 @@ struct daemon {
 	char save_err[512];              /* the last state file error logged */
 	uint64_t save_err_ns;
 
-	struct ratelim drop_rl, reject_rl;
+	struct ratelim drop_rl, reject_rl, cluster_rl;
 	struct dstats st;                /* main thread */
 
 	pthread_mutex_t lock;            /* what /metrics reads: below, d->src,
@@ -1860,7 +1861,7 @@ static void cluster_put(struct daemon *d, const struct rg_cluster_entry *e)
 		}
 		v.origin = RG_ORIGIN_CLUSTER;
 		r = rg_grant_put_abs(&d->gate, &k, &v);
-		if (!r && !had && e->live)
+		if (!r && !had && e->live && rl_take(&d->cluster_rl))
 			rg_info("grant %s user=%s source=cluster host=%s ttl=%s",
 				key_str(&d->gate, &k, a, sizeof(a)), log_user(v.user, u, sizeof(u)),
 				e->host, dur_ns(v.expires - now, t, sizeof(t)));
@@ -1884,7 +1885,7 @@ static void cluster_put(struct daemon *d, const struct rg_cluster_entry *e)
 			return;
 		}
 		r = rg_deny_put(&d->gate, &k, e->d.expires - now, RG_ORIGIN_CLUSTER, e->d.failures);
-		if (!r && !had && e->live)
+		if (!r && !had && e->live && rl_take(&d->cluster_rl))
 			rg_info("deny %s source=cluster host=%s ttl=%s",
 				key_str(&d->gate, &k, a, sizeof(a)), e->host,
 				dur_ns(e->d.expires - now, t, sizeof(t)));
@@ -2559,8 +2560,11 @@ static void tick(struct daemon *d)
 	if (d->reject_rl.suppressed)
 		rg_warn("%llu more warnings in the last second not logged",
 			(unsigned long long)d->reject_rl.suppressed);
-	d->drop_rl.used = d->reject_rl.used = 0;
-	d->drop_rl.suppressed = d->reject_rl.suppressed = 0;
+	if (d->cluster_rl.suppressed)
+		rg_info("cluster: %llu more grants and denies from other hosts in the last second not logged",
+			(unsigned long long)d->cluster_rl.suppressed);
+	d->drop_rl.used = d->reject_rl.used = d->cluster_rl.used = 0;
+	d->drop_rl.suppressed = d->reject_rl.suppressed = d->cluster_rl.suppressed = 0;
 	snapshot(d);
 }
 
@@ -2988,6 +2992,7 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&d->lock, NULL);
 	walker_init(d);
 	d->drop_rl.per_sec = DROP_LOG_PER_SEC;
+	d->cluster_rl.per_sec = CLUSTER_LOG_PER_SEC;
 	d->reject_rl.per_sec = REJECT_LOG_PER_SEC;
 	while ((c = getopt_long(argc, argv, "c:ftvhV", opts, NULL)) != -1) {
 		switch (c) {
