@@ -149,14 +149,10 @@ const char *rg_cluster_msg_parse(const char *msg, size_t len, const struct rg_st
 	sp = memchr(p, ' ', end - p);
 	if (!sp || sp - p != RG_CLUSTER_ID_LEN)
 		return "bad instance id";
-	for (n = 0; n < RG_CLUSTER_ID_LEN; n++) {
-		char c = p[n];
-
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-			return "bad instance id";
-		id[n] = c;
-	}
-	id[n] = '\0';
+	memcpy(id, p, RG_CLUSTER_ID_LEN);
+	id[RG_CLUSTER_ID_LEN] = '\0';
+	if (!id_ok(id))
+		return "bad instance id";
 	p = sp + 1;
 	/* HOST */
 	sp = memchr(p, ' ', end - p);
@@ -1024,25 +1020,20 @@ int rg_cluster_new(struct rg_cluster **out, const struct rg_config_file *c,
 	r = cl->wake < 0 || cl->efd < 0 ? -errno : -pthread_create(&cl->th, NULL, cluster_main, cl);
 	if (r) {
 		snprintf(err, errlen, "cluster: cannot start its thread: %s", strerror(-r));
-		if (cl->wake >= 0)
-			close(cl->wake);
-		if (cl->efd >= 0)
-			close(cl->efd);
-		pthread_cond_destroy(&cl->room);
-		pthread_mutex_destroy(&cl->mu);
-		free(cl->in);
-		free(cl->out);
-		free(cl);
+		destroy(cl);
 		return r;
 	}
 	*out = cl;
 	return 0;
 }
 
+/* Frees cl: its thread has ended, or was never started. */
 static void destroy(struct rg_cluster *cl)
 {
-	close(cl->wake);
-	close(cl->efd);
+	if (cl->wake >= 0)
+		close(cl->wake);
+	if (cl->efd >= 0)
+		close(cl->efd);
 	pthread_cond_destroy(&cl->room);
 	pthread_mutex_destroy(&cl->mu);
 	free(cl->in);

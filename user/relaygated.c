@@ -1387,6 +1387,20 @@ static void dedupe(struct rg_state *st)
 	st->ndenies = o;
 }
 
+/* Both maps into w (gate_mu held), with a private copy of the gate's fds
+ * and prefixes: 0, or the first map's error. */
+static int walk_maps(struct walker *wk, struct walk_ctx *w)
+{
+	struct daemon *d = wk->d;
+	int r;
+
+	w->g.grants_fd = d->gate.grants_fd;
+	w->g.deny_fd = d->gate.deny_fd;
+	w->g.cfg = d->gate.cfg;
+	r = walk_grants(wk, w);
+	return r ? r : walk_denies(wk, w);
+}
+
 /*
  * One walk (gate_mu held): read both maps and log changes from outside.
  * Returns whether the state file is due (anything changed since the last
@@ -1398,19 +1412,15 @@ static bool walk_once(struct walker *wk, bool force, char *path, size_t pathlen)
 	struct daemon *d = wk->d;
 	struct walk_ctx w = { .now = rg_now_ns() };
 	bool save = false;
-	int r1, r2;
+	int r;
 
-	w.g.grants_fd = d->gate.grants_fd;
-	w.g.deny_fd = d->gate.deny_fd;
-	w.g.cfg = d->gate.cfg;
-	r1 = walk_grants(wk, &w);
-	r2 = r1 ? 0 : walk_denies(wk, &w);
-	if (r1 || r2 || w.err) {
+	r = walk_maps(wk, &w);
+	if (r || w.err) {
 		rg_state_free(&w.cur);
 		expired_free(&w.exp);
 		pthread_mutex_lock(&wk->mu);
 		snprintf(wk->walk_err, sizeof(wk->walk_err), "%s",
-			 w.err ? strerror(-w.err) : r1 < 0 || r2 < 0 ? strerror(-(r1 ? r1 : r2)) : w.g.err);
+			 w.err ? strerror(-w.err) : r < 0 ? strerror(-r) : w.g.err);
 		pthread_mutex_unlock(&wk->mu);
 		return false;
 	}
@@ -1809,14 +1819,9 @@ static int cluster_snapshot(void *ctx, struct rg_state *st, unsigned *v4_prefix,
 		pthread_mutex_unlock(&d->wk.gate_mu);
 		return -ECANCELED;
 	}
-	w.g.grants_fd = d->gate.grants_fd;
-	w.g.deny_fd = d->gate.deny_fd;
-	w.g.cfg = d->gate.cfg;
+	r = walk_maps(&d->wk, &w);
 	*v4_prefix = w.g.cfg.v4_prefix;
 	*v6_prefix = w.g.cfg.v6_prefix;
-	r = walk_grants(&d->wk, &w);
-	if (!r)
-		r = walk_denies(&d->wk, &w);
 	pthread_mutex_unlock(&d->wk.gate_mu);
 	expired_free(&w.exp);
 	if (r || w.err) {
