@@ -111,30 +111,32 @@ static const char *take_plen(struct rg_cluster_entry *e, int plen)
 	return NULL;
 }
 
-/* The one entry st holds, into e. */
-static const char *take_entry(struct rg_state *st, struct rg_cluster_entry *e)
+/* One state-file entry line (len bytes) into e, its key masked to plen
+ * (-1: none given): NULL, or why not. */
+static const char *take_entry(const char *line, size_t len, const struct rg_state_clocks *now,
+			      int plen, struct rg_cluster_entry *e)
 {
-	const char *why = NULL;
+	struct rg_state st = { 0 };
+	const char *why = rg_state_parse_line(line, len, now, &st);
 
-	if (st->ngrants + st->ndenies != 1) {
+	if (!why && st.ngrants + st.ndenies != 1) {
 		why = "not one entry";
-	} else if (st->ngrants) {
+	} else if (!why && st.ngrants) {
 		e->deny = false;
-		e->key = st->grants[0].key;
-		e->g = st->grants[0].v;
-	} else {
+		e->key = st.grants[0].key;
+		e->g = st.grants[0].v;
+	} else if (!why) {
 		e->deny = true;
-		e->key = st->denies[0].key;
-		e->d = st->denies[0].v;
+		e->key = st.denies[0].key;
+		e->d = st.denies[0].v;
 	}
-	rg_state_free(st);
-	return why;
+	rg_state_free(&st);
+	return why ? why : take_plen(e, plen);
 }
 
 const char *rg_cluster_msg_parse(const char *msg, size_t len, const struct rg_state_clocks *now,
 				 char *id, struct rg_cluster_entry *e)
 {
-	struct rg_state st = { 0 };
 	const char *p = msg, *end = msg + len, *sp, *why;
 	size_t n;
 	int plen;
@@ -172,14 +174,7 @@ const char *rg_cluster_msg_parse(const char *msg, size_t len, const struct rg_st
 		return "bad prefix length";
 	p = sp + 1;
 	/* ENTRY */
-	why = rg_state_parse_line(p, end - p, now, &st);
-	if (why) {
-		rg_state_free(&st);
-		return why;
-	}
-	why = take_entry(&st, e);
-	if (!why)
-		why = take_plen(e, plen);
+	why = take_entry(p, end - p, now, plen, e);
 	e->live = true;
 	return why;
 }
@@ -195,21 +190,12 @@ void rg_cluster_key(char *buf, size_t len, bool deny, const struct rg_addr *key,
 const char *rg_cluster_value_parse(const char *key, const char *val, size_t len,
 				   const struct rg_state_clocks *now, struct rg_cluster_entry *e)
 {
-	struct rg_state st = { 0 };
+	const char *slash = strrchr(key, '/');
 	char want[64 + RG_ADDRSTRLEN];
-	const char *why, *slash;
+	const char *why;
 
 	memset(e, 0, sizeof(*e));
-	why = rg_state_parse_line(val, len, now, &st);
-	if (why) {
-		rg_state_free(&st);
-		return why;
-	}
-	why = take_entry(&st, e);
-	if (why)
-		return why;
-	slash = strrchr(key, '/');
-	why = take_plen(e, slash ? parse_plen(slash + 1, slash + strlen(slash)) : -1);
+	why = take_entry(val, len, now, slash ? parse_plen(slash + 1, slash + strlen(slash)) : -1, e);
 	if (why)
 		return why;
 	rg_cluster_key(want, sizeof(want), e->deny, &e->key, e->plen);
