@@ -23,7 +23,9 @@
 #include <unistd.h>
 #include <net/if.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <linux/if_link.h>
@@ -287,6 +289,13 @@ long rg_map_max_entries(int map_fd)
 	int rc = map_info(map_fd, &info);
 
 	return rc ? rc : (long)info.max_entries;
+}
+
+uint32_t rg_map_id(int map_fd)
+{
+	struct bpf_map_info info;
+
+	return map_info(map_fd, &info) ? 0 : info.id;
 }
 
 static bool desc_matches(const struct map_desc *d, const struct bpf_map_info *info)
@@ -2680,7 +2689,7 @@ static int gate_load(const char *pin_dir, const struct rg_load_opts *o, enum loa
 		struct rg_config c;
 		__u32 zero = 0;
 
-		if (o->ports) {
+		if (o->ports && !o->fresh_only) {
 			if (undo_save_ports(undo, pfd)) {
 				rc = fail(err, errlen, -ENOMEM, "reading %s: out of memory", RG_MAP_PORTS);
 				goto fail;
@@ -2689,7 +2698,7 @@ static int gate_load(const char *pin_dir, const struct rg_load_opts *o, enum loa
 			if (rc)
 				goto fail;
 		}
-		if (o->apply_reject) {
+		if (o->apply_reject && !o->fresh_only) {
 			if (bpf_map_lookup_elem(cfd, &zero, &c)) {
 				rc = fail(err, errlen, -errno, "reading %s: %s", RG_MAP_CONFIG, strerror(errno));
 				goto fail;
@@ -2834,6 +2843,23 @@ static __u32 xdp_prog_on(unsigned ifindex)
 	return q.hw_prog_id;
 }
 
+/* The interface's MTU (in our network namespace): 0 when unknown. */
+static unsigned if_mtu(const char *ifname)
+{
+	struct ifreq ifr;
+	int fd, mtu = 0;
+
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	if (!ioctl(fd, SIOCGIFMTU, &ifr))
+		mtu = ifr.ifr_mtu;
+	close(fd);
+	return mtu > 0 ? (unsigned)mtu : 0;
+}
+
 static int attach_xdp(const char *pin_dir, const char *ifname, unsigned ifindex,
 		      enum rg_mode mode, struct relaygate *skel, char *err, size_t errlen)
 {
@@ -2850,6 +2876,12 @@ static int attach_xdp(const char *pin_dir, const char *ifname, unsigned ifindex,
 			return fail(err, errlen, rc,
 				    "attach %s: the driver has no native XDP: use --mode xdp-generic or --mode tc",
 				    ifname);
+		/* Drivers refuse native XDP when a frame at the MTU would not
+		 * fit a page (veth: ERANGE, also for its peer's MTU). */
+		if (rc == -ERANGE && mode == RG_MODE_XDP)
+			return fail(err, errlen, rc,
+				    "attach %s (xdp): the driver refuses native XDP at this MTU (%u; a veth also checks its peer's): lower the MTU or use --mode tc",
+				    ifname, if_mtu(ifname));
 		if (rc == -EBUSY || rc == -EEXIST) {
 			other = xdp_prog_on(ifindex);
 			return fail(err, errlen, rc,

@@ -45,6 +45,8 @@ struct rg_load_opts {
 	const uint16_t *ports;       /* NULL: leave as is (465, 587 when new) */
 	size_t nports;
 	bool apply_reject;           /* set reject_rst on existing maps too */
+	bool fresh_only;             /* ports and reject_rst for a fresh set
+				      * only: existing maps keep theirs */
 };
 
 /* Monotonic clock the maps use: CLOCK_BOOTTIME ns. */
@@ -63,8 +65,8 @@ int rg_gate_detach(const char *pin_dir, const char *ifname, char *err, size_t er
  * anything (rg_gate_attach does this itself). Pinned maps that already
  * exist are reused as they are: their sizes, prefixes and reject mode stay
  * (the options only apply to a fresh set, except o->ports, and reject_rst
- * with apply_reject, which are applied whenever given; rg_gate_attach takes
- * them back when the attach itself fails). Maps from another ABI version:
+ * with apply_reject, which are applied whenever given unless fresh_only;
+ * rg_gate_attach takes them back when the attach itself fails). Maps from another ABI version:
  * -EPROTO, and err says to purge them. NULL o: defaults.
  */
 int rg_gate_create(const char *pin_dir, const struct rg_load_opts *o,
@@ -187,6 +189,8 @@ int rg_stats_read(struct rg_gate *g, struct rg_counter out[RG_STAT_MAX]);
 long rg_map_count(int map_fd);
 /* The map's max_entries; -errno on error. */
 long rg_map_max_entries(int map_fd);
+/* The kernel's id of a map (unique within a boot): 0 on an error. */
+uint32_t rg_map_id(int map_fd);
 
 const char *rg_stat_name(unsigned stat);
 const char *rg_origin_name(enum rg_origin o);     /* "cli", "log", ... */

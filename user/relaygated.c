@@ -219,6 +219,7 @@ struct daemon {
 	bool have_cfg;
 	struct rg_gate gate;
 	bool gate_open;
+	char boot_id[RG_BOOT_ID_LEN + 1];   /* "" when unreadable */
 	struct rg_grants *grants;
 	struct rg_evqueue *evq;
 	struct rg_control *control;
@@ -723,9 +724,13 @@ static void load_opts(const struct rg_config_file *c, struct rg_load_opts *o)
 	o->v4_prefix = c->grants.ipv4_prefix;
 	o->v6_prefix = c->grants.ipv6_prefix;
 	o->reject_rst = c->gate.reject_rst;
-	o->apply_reject = true;
 	o->ports = c->gate.ports;
 	o->nports = c->gate.n_ports;
+	/* Maps that exist keep their ports and reject mode here: apply_maps
+	 * sets them once every attach has worked, and takes them back when a
+	 * later step fails (an attach to the second of two new interfaces
+	 * failing must not leave the new ports behind). */
+	o->fresh_only = true;
 }
 
 /*
@@ -992,42 +997,121 @@ static int apply_gate_config(struct daemon *d, const struct rg_config_file *c)
 	return 0;
 }
 
+/* v (n of *cap elements used) with room for one more: v itself, or v
+ * grown (doubling, from 256) with *cap updated, or NULL (v unchanged). */
+static void *grow(void *v, size_t *cap, size_t n, size_t size)
+{
+	size_t ncap;
+
+	if (n < *cap)
+		return v;
+	ncap = *cap ? 2 * *cap : 256;
+	v = realloc(v, ncap * size);
+	if (v)
+		*cap = ncap;
+	return v;
+}
+
+/* What the pinned maps hold of what apply_maps changes and puts back on a
+ * failure: the ports and the trusted subnets. */
+struct maps_was {
+	uint16_t *ports;
+	size_t nports;
+	struct rg_cidr *subnets;
+	size_t nsubnets, cap;
+};
+
+static int was_add_subnet(const struct rg_cidr *c, void *ctx)
+{
+	struct maps_was *w = ctx;
+	struct rg_cidr *v = grow(w->subnets, &w->cap, w->nsubnets, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	w->subnets = v;
+	w->subnets[w->nsubnets++] = *c;
+	return 0;
+}
+
+static void maps_was_free(struct maps_was *w)
+{
+	free(w->ports);
+	free(w->subnets);
+	memset(w, 0, sizeof(*w));
+}
+
+static int maps_was_read(struct daemon *d, struct maps_was *w)
+{
+	int r;
+
+	memset(w, 0, sizeof(*w));
+	w->ports = calloc(65536, sizeof(*w->ports));
+	if (!w->ports)
+		r = -ENOMEM;
+	else
+		r = rg_ports_list(&d->gate, w->ports, 65536);
+	if (r >= 0) {
+		w->nports = (size_t)r;
+		r = rg_trust_foreach(&d->gate, was_add_subnet, w);
+	}
+	if (r == -ENOMEM)
+		snprintf(d->gate.err, sizeof(d->gate.err), "reading the maps: out of memory");
+	if (r)
+		maps_was_free(w);
+	return r;
+}
+
 /*
- * Apply a config to the maps: reject mode and prefixes, ports, trusted
- * subnets, trusted interfaces. On a failure, old (when given) is applied
- * back, best effort, and the error is in err.
+ * Apply a config to the maps: ports, trusted subnets, trusted interfaces,
+ * then reject mode and prefixes (last: a prefix change moves the grants,
+ * which is not taken back). On a failure the earlier steps are taken back,
+ * best effort, and the error is in err: to old, on a reload; at start,
+ * where there is no old config, to the ports and subnets the pinned maps
+ * held (the trusted interfaces are the one step not taken back there).
  */
 static int apply_maps(struct daemon *d, const struct rg_config_file *c,
 		      const struct rg_config_file *old, char *err, size_t errlen)
 {
+	struct maps_was was = { 0 };
 	int r, step = 0;
 
-	r = apply_gate_config(d, c);
-	if (r)
-		goto fail;
-	step = 1;
+	if (!old && (r = maps_was_read(d, &was))) {
+		snprintf(err, errlen, "%s", d->gate.err);
+		return r;
+	}
+	if (old) {
+		was.ports = (uint16_t *)old->gate.ports;
+		was.nports = old->gate.n_ports;
+		was.subnets = old->trust.subnets;
+		was.nsubnets = old->trust.n_subnets;
+	}
 	r = rg_ports_set(&d->gate, c->gate.ports, c->gate.n_ports);
 	if (r)
 		goto fail;
-	step = 2;
+	step = 1;
 	r = rg_trust_replace(&d->gate, c->trust.subnets, c->trust.n_subnets);
 	if (r)
 		goto fail;
-	step = 3;
+	step = 2;
 	r = apply_tiface(d, c, false);
 	if (r)
 		goto fail;
-	return 0;
+	step = 3;
+	r = apply_gate_config(d, c);
+	if (r)
+		goto fail;
+	goto out;
 fail:
 	snprintf(err, errlen, "%s", d->gate.err);
-	if (old) {
-		if (step >= 3)
-			rg_trust_replace(&d->gate, old->trust.subnets, old->trust.n_subnets);
-		if (step >= 2)
-			rg_ports_set(&d->gate, old->gate.ports, old->gate.n_ports);
-		if (step >= 1)
-			apply_gate_config(d, old);
-	}
+	if (step >= 3 && old)
+		apply_tiface(d, old, false);
+	if (step >= 2)
+		rg_trust_replace(&d->gate, was.subnets, was.nsubnets);
+	if (step >= 1)
+		rg_ports_set(&d->gate, was.ports, was.nports);
+out:
+	if (!old)
+		maps_was_free(&was);
 	return r;
 }
 
@@ -1091,15 +1175,11 @@ struct walk_ctx {
 
 static int expired_add(struct expired *e, const struct rg_addr *k)
 {
-	if (e->n == e->cap) {
-		size_t ncap = e->cap ? e->cap * 2 : 256;
-		struct rg_addr *nk = realloc(e->keys, ncap * sizeof(*nk));
+	struct rg_addr *v = grow(e->keys, &e->cap, e->n, sizeof(*v));
 
-		if (!nk)
-			return -ENOMEM;
-		e->keys = nk;
-		e->cap = ncap;
-	}
+	if (!v)
+		return -ENOMEM;
+	e->keys = v;
 	e->keys[e->n++] = *k;
 	return 0;
 }
@@ -1387,6 +1467,17 @@ static void dedupe(struct rg_state *st)
 	st->ndenies = o;
 }
 
+/* Which maps g's are, for the state file's "maps" line (none when either
+ * id is unknown). */
+static void maps_ident(const char *boot_id, const struct rg_gate *g, struct rg_state_maps *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->grants_id = rg_map_id(g->grants_fd);
+	m->deny_id = rg_map_id(g->deny_fd);
+	if (boot_id[0] && m->grants_id && m->deny_id)
+		memcpy(m->boot_id, boot_id, sizeof(m->boot_id));
+}
+
 /* Both maps into w (gate_mu held), with a private copy of the gate's fds
  * and prefixes: 0, or the first map's error. */
 static int walk_maps(struct walker *wk, struct walk_ctx *w)
@@ -1397,6 +1488,7 @@ static int walk_maps(struct walker *wk, struct walk_ctx *w)
 	w->g.grants_fd = d->gate.grants_fd;
 	w->g.deny_fd = d->gate.deny_fd;
 	w->g.cfg = d->gate.cfg;
+	maps_ident(d->boot_id, &w->g, &w->cur.maps);
 	r = walk_grants(wk, w);
 	return r ? r : walk_denies(wk, w);
 }
@@ -1731,7 +1823,9 @@ static void restore_state(struct daemon *d)
 {
 	const char *path = d->cfg.grants.state_file;
 	struct rg_state_clocks clk;
+	struct rg_state_maps cur;
 	struct rg_state st = { 0 };
+	bool same, same_g, same_d;
 	unsigned put_g = 0, put_d = 0, kept = 0, failed = 0;
 	char err[512], a[RG_ADDRSTRLEN];
 	size_t i;
@@ -1749,7 +1843,20 @@ static void restore_state(struct daemon *d)
 		rg_state_free(&st);
 		return;
 	}
-	for (i = 0; i < st.ngrants; i++) {
+	/* Written from these very maps (same boot, same map ids): they hold
+	 * everything the file does, unless it was deleted since, while we
+	 * were stopped (`grant del --user` of a stolen account): that stays
+	 * deleted. The file is for maps made anew (a reboot, a purge). */
+	maps_ident(d->boot_id, &d->gate, &cur);
+	same = cur.boot_id[0] && !strcmp(cur.boot_id, st.maps.boot_id);
+	same_g = same && cur.grants_id == st.maps.grants_id;
+	same_d = same && cur.deny_id == st.maps.deny_id;
+	if (same_g || same_d)
+		rg_info("state file %s: written from the %s the gate still has: %s kept as %s (%zu grants and %zu denies in the file)",
+			path, same_g && same_d ? "grant and deny maps" : same_g ? "grant map" : "deny map",
+			same_g && same_d ? "they are" : "it is", same_g && same_d ? "they are" : "it is",
+			st.ngrants, st.ndenies);
+	for (i = 0; !same_g && i < st.ngrants; i++) {
 		struct rg_state_grant *e = &st.grants[i];
 		struct rg_addr k = e->key;
 		struct rg_grant old;
@@ -1770,7 +1877,7 @@ static void restore_state(struct daemon *d)
 		}
 		put_g++;
 	}
-	for (i = 0; i < st.ndenies; i++) {
+	for (i = 0; !same_d && i < st.ndenies; i++) {
 		struct rg_state_deny *e = &st.denies[i];
 		struct rg_addr k = e->key;
 		struct rg_deny old;
@@ -1790,8 +1897,9 @@ static void restore_state(struct daemon *d)
 		}
 		put_d++;
 	}
-	rg_info("state file %s: restored %u grants and %u denies (%u already in the maps, %u expired, %u corrupt lines, %u failed)",
-		path, put_g, put_d, kept, st.expired, st.bad, failed);
+	if (!same_g || !same_d)
+		rg_info("state file %s: restored %u grants and %u denies (%u already in the maps, %u expired, %u corrupt lines, %u failed)",
+			path, put_g, put_d, kept, st.expired, st.bad, failed);
 	rg_state_free(&st);
 }
 
@@ -2841,6 +2949,8 @@ static int start(struct daemon *d, struct rg_config_file *cfg)
 	d->cfg = *cfg;
 	d->have_cfg = true;
 	memset(cfg, 0, sizeof(*cfg));
+	if (rg_state_boot_id(d->boot_id))
+		rg_warn("/proc/sys/kernel/random/boot_id: unreadable; a grant deleted while relaygated is stopped will come back from the state file");
 	walker_start(d);
 	restore_state(d);
 	walker_ask(d, true, true);

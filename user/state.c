@@ -179,6 +179,9 @@ int rg_state_write(FILE *out, const struct rg_state *st, const struct rg_state_c
 
 	/* Left out: what has expired, and what the loader would refuse. */
 	fprintf(out, HEADER " %d\n", RG_STATE_VERSION);
+	if (st->maps.boot_id[0])
+		fprintf(out, "maps %s %u %u\n", st->maps.boot_id, st->maps.grants_id,
+			st->maps.deny_id);
 	for (i = 0; i < st->ngrants; i++)
 		if (!rg_state_write_grant(out, &st->grants[i], now))
 			fputc('\n', out);
@@ -450,6 +453,70 @@ static long parse_header(const char *line)
 	return v;
 }
 
+static bool boot_id_ok(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n != RG_BOOT_ID_LEN)
+		return false;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') || s[i] == '-'))
+			return false;
+	return true;
+}
+
+/* "maps BOOT_ID GRANTS_ID DENIES_ID" (line: NUL-terminated): NULL when
+ * taken into st->maps, else why not. */
+static const char *parse_maps(char *line, struct rg_state *st)
+{
+	char *f[4], *save = NULL, *tok;
+	uint64_t g, d;
+	int n = 0;
+
+	for (tok = strtok_r(line + 5, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+		if (n == 3)
+			return "maps: too many fields";
+		f[n++] = tok;
+	}
+	if (n != 3)
+		return "maps: expected BOOT_ID GRANTS_ID DENIES_ID";
+	if (!boot_id_ok(f[0], strlen(f[0])))
+		return "maps: bad boot id";
+	if (!parse_u64(f[1], &g) || !parse_u64(f[2], &d) || !g || !d || g > UINT32_MAX ||
+	    d > UINT32_MAX)
+		return "maps: bad map id";
+	if (st->maps.boot_id[0])
+		return "maps: a second maps line";
+	memcpy(st->maps.boot_id, f[0], RG_BOOT_ID_LEN + 1);
+	st->maps.grants_id = (uint32_t)g;
+	st->maps.deny_id = (uint32_t)d;
+	return NULL;
+}
+
+int rg_state_boot_id(char *out)
+{
+	char buf[RG_BOOT_ID_LEN + 2];
+	ssize_t n;
+	int fd, r = 0;
+
+	out[0] = '\0';
+	fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf));
+	if (n < 0)
+		r = -errno;
+	else if (n != RG_BOOT_ID_LEN + 1 || buf[RG_BOOT_ID_LEN] != '\n' ||
+		 !boot_id_ok(buf, RG_BOOT_ID_LEN))
+		r = -EINVAL;
+	close(fd);
+	if (!r) {
+		memcpy(out, buf, RG_BOOT_ID_LEN);
+		out[RG_BOOT_ID_LEN] = '\0';
+	}
+	return r;
+}
+
 static void bad_line(struct rg_state *st, const char *name, unsigned lineno, const char *why)
 {
 	if (st->bad++ < WARN_MAX)
@@ -497,6 +564,12 @@ int rg_state_parse(const char *buf, size_t len, const struct rg_state_clocks *no
 		}
 		if (!n || line[0] == '#')
 			continue;
+		if (!strncmp(line, "maps ", 5)) {
+			why = parse_maps(line, st);
+			if (why)
+				bad_line(st, name, lineno, why);
+			continue;
+		}
 		why = parse_entry(line, now, st, &nomem);
 		if (nomem)
 			return -ENOMEM;

@@ -10,8 +10,16 @@
  * Format, version 1 (text, one entry per line, fields separated by a space):
  *
  *	relaygate-state 1
+ *	maps BOOT_ID GRANTS_ID DENIES_ID
  *	grant ADDR EXPIRES GRANTED ORIGIN SERVICE USER
  *	deny ADDR EXPIRES CREATED ORIGIN FAILURES
+ *
+ *  maps      which maps the entries were read from: the kernel's boot id
+ *            (/proc/sys/kernel/random/boot_id) and the ids of the grant
+ *            and deny maps. A daemon that finds the same maps at start
+ *            knows that an entry of the file missing from them was
+ *            deleted since (a revoke while it was stopped), not lost in a
+ *            reboot, and does not bring it back. Optional (at most one).
  *
  *  ADDR      the map key as rg_addr_str() prints it (already masked)
  *  EXPIRES   Unix seconds (CLOCK_REALTIME), rounded up
@@ -59,7 +67,15 @@ struct rg_state_deny {
 	struct rg_deny v;
 };
 
+/* The "maps" line. */
+#define RG_BOOT_ID_LEN 36
+struct rg_state_maps {
+	char boot_id[RG_BOOT_ID_LEN + 1];   /* "" when unknown */
+	uint32_t grants_id, deny_id;
+};
+
 struct rg_state {
+	struct rg_state_maps maps;       /* boot_id "": none (not written, not read) */
 	struct rg_state_grant *grants;
 	size_t ngrants, grants_cap;
 	struct rg_state_deny *denies;
@@ -69,6 +85,8 @@ struct rg_state {
 };
 
 void rg_state_clocks_now(struct rg_state_clocks *c);
+/* This boot's id into out (RG_BOOT_ID_LEN + 1 bytes): 0 or -errno ("" then). */
+int rg_state_boot_id(char *out);
 
 /* Append an entry (for the daemon's foreach callbacks): 0 or -ENOMEM. */
 int rg_state_add_grant(struct rg_state *st, const struct rg_addr *key,

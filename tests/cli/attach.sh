@@ -46,6 +46,14 @@ check "attach v2 --mode xdp-generic --ports 465,587 (existing maps)" ctl attach 
 check_eq "ports replaced for every interface" "[465,587]" "$(ctl --json ports list)"
 id2=$(ctl --json status | jq -r '.attachments[] | select(.interface == "v2") | .prog_id')
 
+# --- native XDP and a jumbo MTU: the error says so --------------------------------
+check "v6 (and its peer) at MTU 9000" bash -c 'ip -n "$1" link set v6 mtu 9000 && ip -n "$1" link set v7 mtu 9000' _ "$NS"
+expect_exit "attach v6 --mode xdp at MTU 9000: exit 1, says the MTU is why and what to do" 1 \
+	"attach v6 (xdp): the driver refuses native XDP at this MTU (9000; a veth also checks its peer's): lower the MTU or use --mode tc" \
+	attach v6 --mode xdp --ports 25
+check_eq "... and the ports did not change" "[465,587]" "$(ctl --json ports list)"
+check "v6 (and its peer) back at MTU 1500" bash -c 'ip -n "$1" link set v6 mtu 1500 && ip -n "$1" link set v7 mtu 1500' _ "$NS"
+
 # --- tc: we create clsact (tcq_) or find it (tc_) ---------------------------------
 check "attach v4 --mode tc --reject rst" ctl attach v4 --mode tc --reject rst
 check_eq "--reject rst set the shared config" "rst" "$(ctl --json status | jq -r .config.reject)"

@@ -455,6 +455,28 @@ lab_try "$LAB_CLIENT" "$LAB_MAIL4" 587 4 "$LAB_OFFICE4"
 check_eq "... the trusted client still connects" open "$LAB_RESULT"
 put_conf "$CONF"
 
+# --- SIGHUP: an attach that fails halfway changes nothing -------------------
+# Two new interfaces: the first attaches, the second refuses native XDP
+# (MTU 9000 on veth). The new ports and reject mode must not stay behind.
+ip -n "$LAB_MAIL" link add rgxa type veth peer name rgxb &&
+	ip -n "$LAB_MAIL" link add rgxc mtu 9000 type veth peer name rgxd mtu 9000 &&
+	ip -n "$LAB_MAIL" link set rgxa up && ip -n "$LAB_MAIL" link set rgxc up ||
+	not_ok "two more interfaces in the mail namespace"
+conf | sed -e "s|^interface = .*|interface = $LAB_IF, rgxa, rgxc|" -e "s|^ports = .*|ports = 25|" \
+	-e "s|^mode = xdp|mode = xdp\nreject = rst|" >"$CONF.tmp" && mv -f "$CONF.tmp" "$CONF"
+hup
+check "SIGHUP whose second attach fails (MTU 9000, native XDP) says why and keeps the old configuration" \
+	grep -qE "reload: attach rgxc \(xdp\): the driver refuses native XDP at this MTU \(9000;.*--mode tc; keeping the old configuration" "$DLOG"
+check "... the attach it made is undone" grep -q "gate on rgxa: detached again" "$DLOG"
+check_not "... rgxa has no XDP program" eval "ip -n '$LAB_MAIL' link show dev rgxa | grep -q ' xdp'"
+check_eq "... the ports are the old ones" "465 587" "$(ctl ports list | tr '\n' ' ' | sed 's/ $//')"
+check_eq "... the reject mode is the old one" drop "$(ctl --json status | jq -r .config.reject)"
+lab_try "$LAB_CLIENT" "$LAB_MAIL4" 465 4 "$MALLORY"
+check_eq "... a client without a grant is still dropped on 465" timeout "$LAB_RESULT"
+put_conf "$CONF"
+ip -n "$LAB_MAIL" link del rgxa 2>/dev/null
+ip -n "$LAB_MAIL" link del rgxc 2>/dev/null
+
 # --- the summary: relaygated rebuilds it -----------------------------------
 
 summary() { ctl --json status | jq -r ".summary.$1"; }
@@ -479,6 +501,13 @@ fi
 
 # --- SIGTERM leaves the gate attached and the grants pinned -----------------
 
+# A grant and a deny to revoke while the daemon is stopped (below).
+ctl grant add 198.18.0.60 --ttl 1h --user stolen >/dev/null
+ctl deny add 198.18.0.61 --ttl 1h >/dev/null
+check "the state file names the maps it was written from" \
+	lab_poll 3 grep -qE '^maps [0-9a-f-]{36} [1-9][0-9]* [1-9][0-9]*$' "$STATE"
+check "... and holds the grant and deny to revoke" \
+	lab_poll 3 eval "grep -q '^grant 198.18.0.60 .* stolen\$' '$STATE' && grep -q '^deny 198.18.0.61 ' '$STATE'"
 stop_daemon TERM
 check_eq "SIGTERM: exit 0" 0 "$DRC"
 check "... the gate stays attached" attached
@@ -491,12 +520,19 @@ check_eq "... the denied one is still dropped (fail closed)" timeout "$LAB_RESUL
 # A login logged while the daemon is down is read at its start (saved read
 # position), not skipped.
 login_line 198.18.0.50 judy >>"$AUTHLOG"
+# A stolen account revoked, a deny lifted, while the daemon is down.
+check "grant del --user while the daemon is stopped" ctl grant del --user stolen
+check "deny del while the daemon is stopped" ctl deny del 198.18.0.61
 
 # --- restart, kill -9, reboot ----------------------------------------------
 
 if start_daemon; then ok "restart"; else not_ok "restart"; tail -20 "$DLOG" | sed 's/^/#   /'; t_done; fi
 check "... adopts the attached gate" grep -q "gate on $LAB_IF: adopting the attached gate" "$DLOG"
 check "... keeps the grants" has_grant "$LAB_CLIENT4"
+check "... knows the state file was written from these maps" \
+	grep -q "state file $STATE: written from the grant and deny maps the gate still has" "$DLOG"
+check_not "... the grant revoked while it was stopped stays revoked" has_grant 198.18.0.60
+check_not "... the deny lifted while it was stopped stays lifted" has_deny 198.18.0.61
 if lab_poll 1 has_grant 198.18.0.50; then ok "... reads the login logged while it was down (saved position)"; else not_ok "... reads the login logged while it was down (saved position)"; fi
 check_eq "... and no line before it again" 1 "$(grep -c "grant $LAB_CLIENT4 user=alice service=pop3 source=applog" "$DLOG")"
 

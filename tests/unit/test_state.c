@@ -283,6 +283,75 @@ static void test_corrupt_lines(void **state)
 	rg_state_free(&st);
 }
 
+/* The "maps" line: written when known, read back; a bad or second one is
+ * a corrupt line that leaves the entries alone; the boot id is this
+ * machine's. */
+static void test_maps_line(void **state)
+{
+	struct ctx *c = *state;
+	struct rg_state_clocks now = { .boot_ns = 5000 * S, .real_ns = REAL0 };
+	struct rg_state st = { 0 }, back = { 0 };
+	const char *id = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+	const char *const bad[] = {
+		"maps 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0 12",          /* a field short */
+		"maps 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0 12 13 14",    /* one too many */
+		"maps 0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0 12 13",       /* upper case */
+		"maps 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f 12 13",        /* short id */
+		"maps 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0 0 13",        /* id 0 */
+		"maps 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0 12 4294967296", /* > u32 */
+		"maps 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0 12 x",        /* digits */
+		"maps 1f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0 7 8",         /* a second one */
+	};
+	char text[4096], mine[RG_BOOT_ID_LEN + 1];
+	size_t n = 0, len;
+	char *t;
+
+	add_grant(&st, "192.0.2.1", &now, 1800, "alice", RG_ORIGIN_LOG, RG_SERVICE_POP3);
+	memcpy(st.maps.boot_id, id, RG_BOOT_ID_LEN + 1);
+	st.maps.grants_id = 12;
+	st.maps.deny_id = 4294967295u;
+	assert_int_equal(rg_state_save(c->path, &st, &now, c->err, sizeof(c->err)), 0);
+	t = read_file(c->path, &len);
+	assert_non_null(strstr(t, "relaygate-state 1\nmaps 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0 12 4294967295\ngrant "));
+	free(t);
+	assert_int_equal(rg_state_load(c->path, &now, &back, c->err, sizeof(c->err)), 0);
+	assert_int_equal(back.bad, 0);
+	assert_string_equal(back.maps.boot_id, id);
+	assert_int_equal(back.maps.grants_id, 12);
+	assert_int_equal(back.maps.deny_id, 4294967295u);
+	assert_int_equal(back.ngrants, 1);
+	rg_state_free(&back);
+
+	/* Without a boot id no line is written, and none is read. */
+	st.maps.boot_id[0] = '\0';
+	assert_int_equal(rg_state_save(c->path, &st, &now, c->err, sizeof(c->err)), 0);
+	t = read_file(c->path, &len);
+	assert_null(strstr(t, "maps"));
+	free(t);
+	assert_int_equal(rg_state_load(c->path, &now, &back, c->err, sizeof(c->err)), 0);
+	assert_string_equal(back.maps.boot_id, "");
+	rg_state_free(&back);
+	rg_state_free(&st);
+
+	n += snprintf(text + n, sizeof(text) - n, "relaygate-state 1\nmaps %s 12 13\n", id);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		n += snprintf(text + n, sizeof(text) - n, "%s\n", bad[i]);
+	n += snprintf(text + n, sizeof(text) - n,
+		      "grant 192.0.2.1 1700001000 1699999000 log pop3 alice\n");
+	write_file(c->path, text, n);
+	assert_int_equal(rg_state_load(c->path, &now, &back, c->err, sizeof(c->err)), 0);
+	assert_int_equal(back.bad, sizeof(bad) / sizeof(bad[0]));
+	assert_string_equal(back.maps.boot_id, id);
+	assert_int_equal(back.maps.grants_id, 12);
+	assert_int_equal(back.maps.deny_id, 13);
+	assert_int_equal(back.ngrants, 1);
+	rg_state_free(&back);
+
+	assert_int_equal(rg_state_boot_id(mine), 0);
+	assert_int_equal(strlen(mine), RG_BOOT_ID_LEN);
+	assert_int_equal(mine[8], '-');
+}
+
 /* A file cut at every byte: the complete lines before the cut load, the
  * cut one is counted, nothing else happens. */
 static void test_truncated_file(void **state)
@@ -461,6 +530,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reboot_remaining_ttl, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_lines, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_maps_line, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_header_and_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_save_keeps_old, setup, teardown),
