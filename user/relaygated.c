@@ -925,21 +925,53 @@ static int rekey_deny_cb(const struct rg_addr *k, const struct rg_deny *v, void 
 	return rc->err;
 }
 
-/* After a prefix change, move every grant and deny to its key under the new
- * prefixes (g->cfg holds them already). */
-static void rekey_maps(struct daemon *d)
+static int cmp_grant_expiry(const void *a, const void *b)
+{
+	uint64_t x = ((const struct rg_state_grant *)a)->v.expires;
+	uint64_t y = ((const struct rg_state_grant *)b)->v.expires;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Whether an entry keyed under old prefixes has no key under the new ones:
+ * its family's prefix got longer, and the address it was made for is
+ * gone (a /24 key holds 192.0.2.0, not the client's 192.0.2.7). */
+static bool narrowed(const struct rg_addr *k, unsigned old4, unsigned old6,
+		     const struct rg_config *now)
+{
+	return k->family == RG_AF_INET ? now->v4_prefix > old4 : now->v6_prefix > old6;
+}
+
+/*
+ * After a prefix change, move every grant and deny to its key under the new
+ * prefixes (g->cfg holds them already; old4 and old6 are the ones they were
+ * keyed by). Keys that merge keep the longest expiry, with the user of the
+ * grant that had it. An entry whose prefix got longer cannot be moved (its
+ * client's address is not in the key): it is removed, and said so; its user
+ * gets a new grant at the next login.
+ */
+static void rekey_maps(struct daemon *d, unsigned old4, unsigned old6)
 {
 	struct rekey_ctx rc = { 0 };
-	unsigned moved = 0;
+	unsigned moved = 0, dropped = 0;
 	uint64_t now = rg_now_ns();
 	size_t i;
 
 	rg_grant_foreach(&d->gate, rekey_grant_cb, &rc);
 	rg_deny_foreach(&d->gate, rekey_deny_cb, &rc);
+	/* the longest last: rg_grant_put_abs keeps the longest expiry and
+	 * takes the user of the last put */
+	if (rc.st.ngrants)
+		qsort(rc.st.grants, rc.st.ngrants, sizeof(*rc.st.grants), cmp_grant_expiry);
 	for (i = 0; i < rc.st.ngrants; i++) {
 		struct rg_state_grant *e = &rc.st.grants[i];
 		struct rg_addr nk = e->key;
 
+		if (narrowed(&e->key, old4, old6, &d->gate.cfg)) {
+			if (!bpf_map_delete_elem(d->gate.grants_fd, &e->key))
+				dropped++;
+			continue;
+		}
 		rg_addr_key(&nk, d->gate.cfg.v4_prefix, d->gate.cfg.v6_prefix);
 		if (!memcmp(&nk, &e->key, sizeof(nk)))
 			continue;
@@ -952,6 +984,11 @@ static void rekey_maps(struct daemon *d)
 		struct rg_state_deny *e = &rc.st.denies[i];
 		struct rg_addr nk = e->key;
 
+		if (narrowed(&e->key, old4, old6, &d->gate.cfg)) {
+			if (!bpf_map_delete_elem(d->gate.deny_fd, &e->key))
+				dropped++;
+			continue;
+		}
 		rg_addr_key(&nk, d->gate.cfg.v4_prefix, d->gate.cfg.v6_prefix);
 		if (!memcmp(&nk, &e->key, sizeof(nk)) || e->v.expires <= now)
 			continue;
@@ -964,6 +1001,9 @@ static void rekey_maps(struct daemon *d)
 	if (moved)
 		rg_info("grant prefixes changed to /%u and /%u: %u entries moved to their new keys",
 			d->gate.cfg.v4_prefix, d->gate.cfg.v6_prefix, moved);
+	if (dropped)
+		rg_warn("grant prefixes changed from /%u and /%u to /%u and /%u: %u grants and denies keyed by the shorter prefix removed (a key no longer holds the client's address; users get a new grant at their next login)",
+			old4, old6, d->gate.cfg.v4_prefix, d->gate.cfg.v6_prefix, dropped);
 	d->wk.have_prev = false; /* keys moved: no "removed outside" noise */
 }
 
@@ -993,7 +1033,7 @@ static int apply_gate_config(struct daemon *d, const struct rg_config_file *c)
 			return r;
 	}
 	if (prefix_changed)
-		rekey_maps(d);
+		rekey_maps(d, gc.v4_prefix, gc.v6_prefix);
 	return 0;
 }
 

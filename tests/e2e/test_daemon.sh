@@ -592,6 +592,28 @@ lab_try "$LAB_CLIENT" "$LAB_MAIL4" 587 4
 check_eq "... the client granted before the reboot connects" open "$LAB_RESULT"
 lab_try "$LAB_CLIENT" "$LAB_MAIL4" 587 "$LAB_CONNECT_TMO" "$MALLORY"
 check_eq "... the denied one is dropped" timeout "$LAB_RESULT"
+
+# --- [grants] ipv4_prefix changed by SIGHUP ----------------------------------
+ctl grant add fd00:5::7 --ttl 1h --user p6 >/dev/null
+n6=$(ctl --json grant list | jq '[.[] | select(.address | contains(":"))] | length')
+ctl grant add 198.18.5.7 --ttl 1h --user pa >/dev/null
+ctl grant add 198.18.5.9 --ttl 2h --user pb >/dev/null
+ctl grant add 198.18.5.11 --ttl 30m --user pc >/dev/null
+conf | sed "s|^ttl = ${TTL}s\$|ttl = ${TTL}s\nipv4_prefix = 24|" >"$CONF.tmp" && mv -f "$CONF.tmp" "$CONF"
+hup
+check "SIGHUP with ipv4_prefix = 24 moves the grants to /24 keys" \
+	grep -qE "grant prefixes changed to /24 and /64: [1-9][0-9]* entries moved" "$DLOG"
+g=$(ctl --json grant list | jq -r '.[] | select(.address == "198.18.5.0") | "\(.prefixlen) \(.user) \(.expires_in)"')
+read -r plen user left <<<"$g"
+check_eq "... three grants in one /24 are one, keyed 198.18.5.0/24" "24 pb" "$plen $user"
+if [ -n "$left" ] && [ "$left" -gt 7000 ]; then ok "... with the longest expiry and that grant's user ($left s)"; else not_ok "... with the longest expiry and that grant's user"; diag "got '$g'"; fi
+put_conf "$CONF"
+hup
+check "SIGHUP back to /32: the /24 keys cannot be narrowed, removed and said so" \
+	grep -qE "grant prefixes changed from /24 and /64 to /32 and /64: [1-9][0-9]* grants and denies keyed by the shorter prefix removed" "$DLOG"
+check_not "... no grant is left for 198.18.5.0 (it would admit only that address)" has_grant 198.18.5.0
+check_eq "... the IPv6 grants (prefix unchanged) stay ($n6)" "$n6" "$(ctl --json grant list | jq '[.[] | select(.address | contains(":"))] | length')"
+
 stop_daemon TERM
 check_eq "final SIGTERM: exit 0" 0 "$DRC"
 if grep -qiE 'AddressSanitizer|runtime error|segfault' "$DLOG"; then not_ok "the daemon log shows no crash"; else ok "the daemon log shows no crash"; fi
