@@ -1514,7 +1514,9 @@ static void maps_ident(const char *boot_id, const struct rg_gate *g, struct rg_s
 	memset(m, 0, sizeof(*m));
 	m->grants_id = rg_map_id(g->grants_fd);
 	m->deny_id = rg_map_id(g->deny_fd);
-	if (boot_id[0] && m->grants_id && m->deny_id)
+	m->v4_prefix = g->cfg.v4_prefix;
+	m->v6_prefix = g->cfg.v6_prefix;
+	if (boot_id[0] && m->grants_id && m->deny_id && m->v4_prefix && m->v6_prefix)
 		memcpy(m->boot_id, boot_id, sizeof(m->boot_id));
 }
 
@@ -1866,7 +1868,7 @@ static void restore_state(struct daemon *d)
 	struct rg_state_maps cur;
 	struct rg_state st = { 0 };
 	bool same, same_g, same_d;
-	unsigned put_g = 0, put_d = 0, kept = 0, failed = 0;
+	unsigned put_g = 0, put_d = 0, kept = 0, failed = 0, narrow = 0;
 	char err[512], a[RG_ADDRSTRLEN];
 	size_t i;
 	int r;
@@ -1901,6 +1903,11 @@ static void restore_state(struct daemon *d)
 		struct rg_addr k = e->key;
 		struct rg_grant old;
 
+		if (st.maps.boot_id[0] && narrowed(&k, st.maps.v4_prefix, st.maps.v6_prefix,
+						   &d->gate.cfg)) {
+			narrow++;
+			continue;
+		}
 		rg_addr_key(&k, d->gate.cfg.v4_prefix, d->gate.cfg.v6_prefix);
 		/* The file rounds expiries up to the second: a map entry less
 		 * than a second shorter is the same one, not to be extended
@@ -1923,6 +1930,11 @@ static void restore_state(struct daemon *d)
 		struct rg_deny old;
 		uint64_t now = rg_now_ns();
 
+		if (st.maps.boot_id[0] && narrowed(&k, st.maps.v4_prefix, st.maps.v6_prefix,
+						   &d->gate.cfg)) {
+			narrow++;
+			continue;
+		}
 		rg_addr_key(&k, d->gate.cfg.v4_prefix, d->gate.cfg.v6_prefix);
 		if (e->v.expires <= now ||
 		    (!bpf_map_lookup_elem(d->gate.deny_fd, &k, &old) &&
@@ -1940,6 +1952,10 @@ static void restore_state(struct daemon *d)
 	if (!same_g || !same_d)
 		rg_info("state file %s: restored %u grants and %u denies (%u already in the maps, %u expired, %u corrupt lines, %u failed)",
 			path, put_g, put_d, kept, st.expired, st.bad, failed);
+	if (narrow)
+		rg_warn("state file %s: %u grants and denies keyed by /%u and /%u not restored: the prefixes are /%u and /%u now, and a shorter key does not hold the client's address",
+			path, narrow, st.maps.v4_prefix, st.maps.v6_prefix, d->gate.cfg.v4_prefix,
+			d->gate.cfg.v6_prefix);
 	rg_state_free(&st);
 }
 

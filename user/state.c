@@ -180,8 +180,8 @@ int rg_state_write(FILE *out, const struct rg_state *st, const struct rg_state_c
 	/* Left out: what has expired, and what the loader would refuse. */
 	fprintf(out, HEADER " %d\n", RG_STATE_VERSION);
 	if (st->maps.boot_id[0])
-		fprintf(out, "maps %s %u %u\n", st->maps.boot_id, st->maps.grants_id,
-			st->maps.deny_id);
+		fprintf(out, "maps %s %u %u %u %u\n", st->maps.boot_id, st->maps.grants_id,
+			st->maps.deny_id, st->maps.v4_prefix, st->maps.v6_prefix);
 	for (i = 0; i < st->ngrants; i++)
 		if (!rg_state_write_grant(out, &st->grants[i], now))
 			fputc('\n', out);
@@ -465,31 +465,35 @@ static bool boot_id_ok(const char *s, size_t n)
 	return true;
 }
 
-/* "maps BOOT_ID GRANTS_ID DENIES_ID" (line: NUL-terminated): NULL when
- * taken into st->maps, else why not. */
+/* "maps BOOT_ID GRANTS_ID DENIES_ID V4_PREFIX V6_PREFIX" (line:
+ * NUL-terminated): NULL when taken into st->maps, else why not. */
 static const char *parse_maps(char *line, struct rg_state *st)
 {
-	char *f[4], *save = NULL, *tok;
-	uint64_t g, d;
+	char *f[6], *save = NULL, *tok;
+	uint64_t g, d, p4, p6;
 	int n = 0;
 
 	for (tok = strtok_r(line + 5, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-		if (n == 3)
+		if (n == 5)
 			return "maps: too many fields";
 		f[n++] = tok;
 	}
-	if (n != 3)
-		return "maps: expected BOOT_ID GRANTS_ID DENIES_ID";
+	if (n != 5)
+		return "maps: expected BOOT_ID GRANTS_ID DENIES_ID V4_PREFIX V6_PREFIX";
 	if (!boot_id_ok(f[0], strlen(f[0])))
 		return "maps: bad boot id";
 	if (!parse_u64(f[1], &g) || !parse_u64(f[2], &d) || !g || !d || g > UINT32_MAX ||
 	    d > UINT32_MAX)
 		return "maps: bad map id";
+	if (!parse_u64(f[3], &p4) || !parse_u64(f[4], &p6) || !p4 || p4 > 32 || !p6 || p6 > 128)
+		return "maps: bad prefix";
 	if (st->maps.boot_id[0])
 		return "maps: a second maps line";
 	memcpy(st->maps.boot_id, f[0], RG_BOOT_ID_LEN + 1);
 	st->maps.grants_id = (uint32_t)g;
 	st->maps.deny_id = (uint32_t)d;
+	st->maps.v4_prefix = (unsigned)p4;
+	st->maps.v6_prefix = (unsigned)p6;
 	return NULL;
 }
 

@@ -10,7 +10,7 @@
  * Format, version 1 (text, one entry per line, fields separated by a space):
  *
  *	relaygate-state 1
- *	maps BOOT_ID GRANTS_ID DENIES_ID
+ *	maps BOOT_ID GRANTS_ID DENIES_ID V4_PREFIX V6_PREFIX
  *	grant ADDR EXPIRES GRANTED ORIGIN SERVICE USER
  *	deny ADDR EXPIRES CREATED ORIGIN FAILURES
  *
@@ -19,7 +19,10 @@
  *            and deny maps. A daemon that finds the same maps at start
  *            knows that an entry of the file missing from them was
  *            deleted since (a revoke while it was stopped), not lost in a
- *            reboot, and does not bring it back. Optional (at most one).
+ *            reboot, and does not bring it back. The prefixes are the
+ *            ones the keys were made with: a key from a shorter prefix
+ *            than the daemon's now cannot be narrowed and is not restored.
+ *            Optional (at most one).
  *
  *  ADDR      the map key as rg_addr_str() prints it (already masked)
  *  EXPIRES   Unix seconds (CLOCK_REALTIME), rounded up
@@ -72,6 +75,7 @@ struct rg_state_deny {
 struct rg_state_maps {
 	char boot_id[RG_BOOT_ID_LEN + 1];   /* "" when unknown */
 	uint32_t grants_id, deny_id;
+	unsigned v4_prefix, v6_prefix;   /* 1..32, 1..128 */
 };
 
 struct rg_state {

@@ -505,7 +505,7 @@ fi
 ctl grant add 198.18.0.60 --ttl 1h --user stolen >/dev/null
 ctl deny add 198.18.0.61 --ttl 1h >/dev/null
 check "the state file names the maps it was written from" \
-	lab_poll 3 grep -qE '^maps [0-9a-f-]{36} [1-9][0-9]* [1-9][0-9]*$' "$STATE"
+	lab_poll 3 grep -qE '^maps [0-9a-f-]{36} [1-9][0-9]* [1-9][0-9]* 32 64$' "$STATE"
 check "... and holds the grant and deny to revoke" \
 	lab_poll 3 eval "grep -q '^grant 198.18.0.60 .* stolen\$' '$STATE' && grep -q '^deny 198.18.0.61 ' '$STATE'"
 stop_daemon TERM
@@ -613,6 +613,22 @@ check "SIGHUP back to /32: the /24 keys cannot be narrowed, removed and said so"
 	grep -qE "grant prefixes changed from /24 and /64 to /32 and /64: [1-9][0-9]* grants and denies keyed by the shorter prefix removed" "$DLOG"
 check_not "... no grant is left for 198.18.5.0 (it would admit only that address)" has_grant 198.18.5.0
 check_eq "... the IPv6 grants (prefix unchanged) stay ($n6)" "$n6" "$(ctl --json grant list | jq '[.[] | select(.address | contains(":"))] | length')"
+# A reboot with the prefix made longer meanwhile: the state file's /24
+# keys are not restored as /32s.
+ctl grant add 198.18.6.7 --ttl 1h --user pd >/dev/null
+conf | sed "s|^ttl = ${TTL}s\$|ttl = ${TTL}s\nipv4_prefix = 24|" >"$CONF.tmp" && mv -f "$CONF.tmp" "$CONF"
+hup
+check "the state file says the keys are /24 and /64" \
+	lab_poll 3 eval "grep -qE '^maps [0-9a-f-]{36} [0-9]+ [0-9]+ 24 64\$' '$STATE' && grep -q '^grant 198.18.6.0 ' '$STATE'"
+stop_daemon TERM
+ctl detach "$LAB_IF" >/dev/null
+rm -rf "$LAB_PIN"
+put_conf "$CONF"
+if start_daemon; then ok "start after a reboot simulation, back at ipv4_prefix 32"; else not_ok "start after a reboot simulation, back at ipv4_prefix 32"; tail -20 "$DLOG" | sed 's/^/#   /'; t_done; fi
+check "... the /24 keys of the state file are not restored, and it says so" \
+	grep -qE "state file $STATE: [1-9][0-9]* grants and denies keyed by /24 and /64 not restored: the prefixes are /32 and /64 now" "$DLOG"
+check_not "... no grant for 198.18.6.0" has_grant 198.18.6.0
+check_eq "... the IPv6 grants are restored ($n6)" "$n6" "$(ctl --json grant list | jq '[.[] | select(.address | contains(":"))] | length')"
 
 stop_daemon TERM
 check_eq "final SIGTERM: exit 0" 0 "$DRC"

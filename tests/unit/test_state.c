@@ -293,14 +293,16 @@ static void test_maps_line(void **state)
 	struct rg_state st = { 0 }, back = { 0 };
 	const char *id = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
 	const char *const bad[] = {
-		"maps 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0 12",          /* a field short */
-		"maps 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0 12 13 14",    /* one too many */
-		"maps 0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0 12 13",       /* upper case */
-		"maps 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f 12 13",        /* short id */
-		"maps 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0 0 13",        /* id 0 */
-		"maps 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0 12 4294967296", /* > u32 */
-		"maps 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0 12 x",        /* digits */
-		"maps 1f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0 7 8",         /* a second one */
+		"maps 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0 12 13 32",    /* a field short */
+		"maps 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0 12 13 32 64 1", /* one too many */
+		"maps 0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0 12 13 32 64", /* upper case */
+		"maps 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f 12 13 32 64",  /* short id */
+		"maps 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0 0 13 32 64",  /* id 0 */
+		"maps 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0 12 4294967296 32 64", /* > u32 */
+		"maps 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0 12 x 32 64",  /* digits */
+		"maps 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0 12 13 33 64", /* v4 prefix */
+		"maps 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0 12 13 32 0",  /* v6 prefix */
+		"maps 1f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0 7 8 32 64",   /* a second one */
 	};
 	char text[4096], mine[RG_BOOT_ID_LEN + 1];
 	size_t n = 0, len;
@@ -310,15 +312,19 @@ static void test_maps_line(void **state)
 	memcpy(st.maps.boot_id, id, RG_BOOT_ID_LEN + 1);
 	st.maps.grants_id = 12;
 	st.maps.deny_id = 4294967295u;
+	st.maps.v4_prefix = 24;
+	st.maps.v6_prefix = 128;
 	assert_int_equal(rg_state_save(c->path, &st, &now, c->err, sizeof(c->err)), 0);
 	t = read_file(c->path, &len);
-	assert_non_null(strstr(t, "relaygate-state 1\nmaps 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0 12 4294967295\ngrant "));
+	assert_non_null(strstr(t, "relaygate-state 1\nmaps 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0 12 4294967295 24 128\ngrant "));
 	free(t);
 	assert_int_equal(rg_state_load(c->path, &now, &back, c->err, sizeof(c->err)), 0);
 	assert_int_equal(back.bad, 0);
 	assert_string_equal(back.maps.boot_id, id);
 	assert_int_equal(back.maps.grants_id, 12);
 	assert_int_equal(back.maps.deny_id, 4294967295u);
+	assert_int_equal(back.maps.v4_prefix, 24);
+	assert_int_equal(back.maps.v6_prefix, 128);
 	assert_int_equal(back.ngrants, 1);
 	rg_state_free(&back);
 
@@ -333,7 +339,7 @@ static void test_maps_line(void **state)
 	rg_state_free(&back);
 	rg_state_free(&st);
 
-	n += snprintf(text + n, sizeof(text) - n, "relaygate-state 1\nmaps %s 12 13\n", id);
+	n += snprintf(text + n, sizeof(text) - n, "relaygate-state 1\nmaps %s 12 13 32 64\n", id);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		n += snprintf(text + n, sizeof(text) - n, "%s\n", bad[i]);
 	n += snprintf(text + n, sizeof(text) - n,
@@ -344,6 +350,8 @@ static void test_maps_line(void **state)
 	assert_string_equal(back.maps.boot_id, id);
 	assert_int_equal(back.maps.grants_id, 12);
 	assert_int_equal(back.maps.deny_id, 13);
+	assert_int_equal(back.maps.v4_prefix, 32);
+	assert_int_equal(back.maps.v6_prefix, 64);
 	assert_int_equal(back.ngrants, 1);
 	rg_state_free(&back);
 
