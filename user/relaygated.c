@@ -845,6 +845,23 @@ static int gate_attach_all(struct daemon *d, const struct rg_config_file *c,
 	return r;
 }
 
+/* Whether the gate runs on some interface now (attachments pinned under
+ * the pin dir, with their program in place). */
+static bool gate_attached_anywhere(const struct daemon *d)
+{
+	struct rg_attachment *att = calloc(MAX_ATTACH, sizeof(*att));
+	bool any = false;
+	int i, n;
+
+	if (!att)
+		return true;    /* not known: say what is likely */
+	n = rg_gate_attachments(d->cfg.gate.pin_dir, att, MAX_ATTACH);
+	for (i = 0; i < n && !any; i++)
+		any = att[i].ifindex && att[i].prog_id;
+	free(att);
+	return any;
+}
+
 static int cmp_unsigned(const void *a, const void *b)
 {
 	unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
@@ -2758,7 +2775,9 @@ static void on_signal(struct daemon *d)
 			break;
 		case SIGTERM:
 		case SIGINT:
-			rg_info("%s: exiting (the gate stays attached)", strsignal((int)si.ssi_signo));
+			rg_info("%s: exiting (%s)", strsignal((int)si.ssi_signo),
+				gate_attached_anywhere(d) ? "the gate stays attached" :
+				"the gate is attached nowhere");
 			d->running = false;
 			break;
 		default:

@@ -511,6 +511,7 @@ check "... and holds the grant and deny to revoke" \
 stop_daemon TERM
 check_eq "SIGTERM: exit 0" 0 "$DRC"
 check "... the gate stays attached" attached
+check "... and the daemon said so" grep -q "exiting (the gate stays attached)" "$DLOG"
 check "... the grants stay in the pinned maps" has_grant "$LAB_CLIENT4"
 check_not "... the control socket is removed" test -e "$SOCK"
 lab_try "$LAB_CLIENT" "$LAB_MAIL4" 587 4
@@ -630,8 +631,10 @@ check "... the /24 keys of the state file are not restored, and it says so" \
 check_not "... no grant for 198.18.6.0" has_grant 198.18.6.0
 check_eq "... the IPv6 grants are restored ($n6)" "$n6" "$(ctl --json grant list | jq '[.[] | select(.address | contains(":"))] | length')"
 
+check "detach while the daemon runs" ctl detach "$LAB_IF"
 stop_daemon TERM
 check_eq "final SIGTERM: exit 0" 0 "$DRC"
+check "... says the gate is attached nowhere" grep -q "exiting (the gate is attached nowhere)" "$DLOG"
 if grep -qiE 'AddressSanitizer|runtime error|segfault' "$DLOG"; then not_ok "the daemon log shows no crash"; else ok "the daemon log shows no crash"; fi
 
 t_done
