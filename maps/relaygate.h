@@ -52,6 +52,7 @@
 #define RG_PIN_LINK_PREFIX "link_"   /* link_<ifname>: pinned XDP bpf_link */
 #define RG_PIN_TC_PREFIX   "tc_"     /* tc_<ifname>: TC prog, clsact pre-existed */
 #define RG_PIN_TCQ_PREFIX  "tcq_"    /* tcq_<ifname>: TC prog, we created clsact */
+#define RG_PIN_DAEMON_LOCK "relaygated_lock"  /* a directory: relaygated's flock (bpffs refuses dots) */
 
 /* Default sizes; [grants] max and friends override them at load time. */
 #define RG_GRANTS_MAX_DEFAULT 262144

@@ -2748,6 +2748,33 @@ static int prepare_pin_dir(const char *pin_dir, char *err, size_t errlen)
 	return 0;
 }
 
+int rg_gate_daemon_lock(const char *pin_dir, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	int rc, fd;
+
+	rc = prepare_pin_dir(pin_dir, err, errlen);
+	if (rc)
+		return rc;
+	if (pin_path(path, sizeof(path), pin_dir, "", RG_PIN_DAEMON_LOCK))
+		return fail(err, errlen, -ENAMETOOLONG, "pin dir '%s': bad path", pin_dir);
+	if (mkdir(path, 0700) && errno != EEXIST)
+		return fail(err, errlen, -errno, "%s: %s", path, strerror(errno));
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(err, errlen, -errno, "%s: %s", path, strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		rc = -errno;
+		close(fd);
+		if (rc == -EWOULDBLOCK)
+			return fail(err, errlen, rc,
+				    "pin dir %s: another relaygated manages this gate; stop it first, or give this one a [gate] pin_dir of its own",
+				    pin_dir);
+		return fail(err, errlen, rc, "%s: lock: %s", path, strerror(-rc));
+	}
+	return fd;
+}
+
 int rg_gate_create(const char *pin_dir, const struct rg_load_opts *o, char *err, size_t errlen)
 {
 	struct gate_undo undo = { 0 };
@@ -3202,6 +3229,15 @@ int rg_gate_purge(const char *pin_dir, char *err, size_t errlen)
 			rc = fail(err, errlen, -errno, "purge: removing %s: %s", path, strerror(errno));
 			goto out;
 		}
+	}
+	/* The daemon's lock directory, unless a daemon holds it. */
+	if (!pin_path(path, sizeof(path), pin_dir, "", RG_PIN_DAEMON_LOCK)) {
+		int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (dfd >= 0 && !flock(dfd, LOCK_EX | LOCK_NB))
+			rmdir(path);
+		if (dfd >= 0)
+			close(dfd);
 	}
 	/* Remove the directory when nothing else lives in it. */
 	if (rmdir(pin_dir) && errno != ENOTEMPTY && errno != EEXIST && errno != EBUSY)

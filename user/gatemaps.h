@@ -71,6 +71,11 @@ int rg_gate_detach(const char *pin_dir, const char *ifname, char *err, size_t er
  */
 int rg_gate_create(const char *pin_dir, const struct rg_load_opts *o,
 		   char *err, size_t errlen);
+/* relaygated's claim on pin_dir (one daemon per gate): an flock held on
+ * the directory pin_dir/relaygated_lock for as long as the returned fd
+ * stays open (creating pin_dir, on a BPF filesystem, if need be). Another
+ * daemon holding it: -EWOULDBLOCK with err saying so. */
+int rg_gate_daemon_lock(const char *pin_dir, char *err, size_t errlen);
 /* Remove the pinned maps under pin_dir (and the directory when it is then
  * empty). Refuses (-EBUSY) while any interface is attached. Nothing pinned
  * is not an error. */

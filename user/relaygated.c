@@ -220,6 +220,7 @@ struct daemon {
 	struct rg_gate gate;
 	bool gate_open;
 	char boot_id[RG_BOOT_ID_LEN + 1];   /* "" when unreadable */
+	int lock_fd;                     /* rg_gate_daemon_lock(): held until exit */
 	struct rg_grants *grants;
 	struct rg_evqueue *evq;
 	struct rg_control *control;
@@ -2956,6 +2957,9 @@ static void shutdown_all(struct daemon *d)
 	if (d->wk.efd >= 0)
 		close(d->wk.efd);
 	d->wk.efd = -1;
+	if (d->lock_fd >= 0)
+		close(d->lock_fd);      /* last: another daemon may take the gate */
+	d->lock_fd = -1;
 	if (d->have_cfg)
 		rg_config_free(&d->cfg);
 }
@@ -2983,6 +2987,13 @@ static int start(struct daemon *d, struct rg_config_file *cfg)
 		rg_warn("state directory %s: %s (grants will not survive a reboot)", dir, strerror(-r));
 	rg_policy_maps_init(&d->pmaps, &d->gate);
 
+	/* One daemon per gate: a second one would fight the first over the
+	 * ports, the trusted sets and the expiries. */
+	d->lock_fd = rg_gate_daemon_lock(cfg->gate.pin_dir, err, sizeof(err));
+	if (d->lock_fd < 0) {
+		startup_error(d, "%s", err);
+		return -1;
+	}
 	/* Everything that can fail without touching the gate first. */
 	if (prepare(d, cfg, &p, err, sizeof(err))) {
 		startup_error(d, "%s", err);
@@ -3177,7 +3188,7 @@ int main(int argc, char **argv)
 	int c, rc;
 
 	d->cfg_path = RG_CONFIG_PATH_DEFAULT;
-	d->ready_fd = d->ep = d->sfd = d->tfd = -1;
+	d->ready_fd = d->ep = d->sfd = d->tfd = d->lock_fd = -1;
 	gate_reset(&d->gate);
 	pthread_mutex_init(&d->lock, NULL);
 	walker_init(d);

@@ -234,6 +234,14 @@ check "the gate is attached to $LAB_IF" attached
 check_eq "the config's trusted subnets are in the maps" "$LAB_TRUST4 $LAB_TRUST6" "$(trust_list)"
 check_eq "the config's ports are protected" "465 587" "$(ctl ports list | tr '\n' ' ' | sed 's/ $//')"
 check "the control socket exists" test -S "$SOCK"
+# A second daemon on the same gate (its own control socket) is refused.
+sed "s|^socket = $SOCK\$|socket = $T/run/second.sock|" "$CONF" >"$T/second.conf"
+out=$(timeout 10 nsenter --net="/run/netns/$LAB_MAIL" "$DAEMON" -c "$T/second.conf" --foreground 2>&1)
+rc=$?
+check_eq "a second relaygated on the same pin dir: exit 1" 1 "$rc"
+check "... saying another relaygated manages the gate" \
+	grep -q "pin dir $LAB_PIN: another relaygated manages this gate; stop it first, or give this one a \[gate\] pin_dir of its own" <<<"$out"
+check "... the first one runs on" alive
 
 lab_try "$LAB_CLIENT" "$LAB_MAIL4" 587
 check_eq "an unauthorised client is dropped" timeout "$LAB_RESULT"
