@@ -428,9 +428,17 @@ static enum rg_service service_of(const struct rg_authpolicy_req *req)
 	return RG_SERVICE_OTHER;
 }
 
+/* A "remote" no client can have is refused like one that does not parse. */
+static const char *const ap_not_client[RG_NOT_CLIENT_NKINDS] = {
+#define AP_NOT_CLIENT(kind, why) [RG_NOT_CLIENT_##kind] = "\"remote\" is not a client's address: " why,
+	RG_NOT_CLIENT_KINDS(AP_NOT_CLIENT)
+#undef AP_NOT_CLIENT
+};
+
 int rg_authpolicy_event(const struct rg_authpolicy_req *req, struct rg_auth_event *ev,
 			const char **why)
 {
+	enum rg_not_client nc;
 	const char *awhy;
 	size_t i;
 
@@ -449,6 +457,11 @@ int rg_authpolicy_event(const struct rg_authpolicy_req *req, struct rg_auth_even
 	}
 	if (rg_addr_parse(req->remote, &ev->addr, &awhy) < 0) {
 		*why = "\"remote\" is not an IP address";
+		return -1;
+	}
+	nc = rg_addr_not_client(&ev->addr);
+	if (nc != RG_CLIENT_OK) {
+		*why = ap_not_client[nc];
 		return -1;
 	}
 	ev->kind = req->success ? RG_EV_LOGIN : RG_EV_FAILURE;

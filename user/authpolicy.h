@@ -14,7 +14,8 @@
  *    delays an IMAP/POP3 login; it only learns from the reports.
  *  - report: success=true -> a LOGIN event, success=false -> a FAILURE
  *    event (not when policy_reject=true: that failure was a policy
- *    decision, not a password). Address from "remote", user from "login",
+ *    decision, not a password). Address from "remote" (one no client can
+ *    have, such as 0.0.0.0 or ff02::1, is a bad request), user from "login",
  *    service from "protocol" (pop3, imap, smtp/submission, else other).
  *    Events go to an rg_evqueue that the main loop drains.
  *  - The body is limited (default 16 KiB: 413 beyond) and parsed strictly:

@@ -227,6 +227,41 @@ bool rg_addr_in(const struct rg_addr *a, const struct rg_addr *net, unsigned pre
 	return memcmp(x.addr, n.addr, sizeof(x.addr)) == 0;
 }
 
+static enum rg_not_client v4_not_client(const __u8 *a4)
+{
+	if (a4[0] == 0)
+		return RG_NOT_CLIENT_UNSPEC4;
+	if (a4[0] >= 224)
+		return RG_NOT_CLIENT_RESERVED4;
+	return RG_CLIENT_OK;
+}
+
+enum rg_not_client rg_addr_not_client(const struct rg_addr *a)
+{
+	static const __u8 zero[16];
+
+	if (a->family == RG_AF_INET)
+		return v4_not_client(a->addr);
+	if (!memcmp(a->addr, v4mapped_prefix, sizeof(v4mapped_prefix)))
+		return v4_not_client(a->addr + sizeof(v4mapped_prefix));
+	if (!memcmp(a->addr, zero, sizeof(zero)))
+		return RG_NOT_CLIENT_UNSPEC6;
+	if (a->addr[0] == 0xff)
+		return RG_NOT_CLIENT_MCAST6;
+	return RG_CLIENT_OK;
+}
+
+const char *rg_not_client_str(enum rg_not_client kind)
+{
+	static const char *const why[RG_NOT_CLIENT_NKINDS] = {
+#define NOT_CLIENT_WHY(k, w) [RG_NOT_CLIENT_##k] = w,
+		RG_NOT_CLIENT_KINDS(NOT_CLIENT_WHY)
+#undef NOT_CLIENT_WHY
+	};
+
+	return kind > RG_CLIENT_OK && kind < RG_NOT_CLIENT_NKINDS ? why[kind] : NULL;
+}
+
 char *rg_addr_str(const struct rg_addr *a, char *buf, size_t len)
 {
 	if (!len)

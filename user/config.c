@@ -196,6 +196,32 @@ static char *next_token(char **s)
 	return t;
 }
 
+/*
+ * A list value is separated by blanks or commas, and a comma stands between
+ * two values: ",465", "465,,587", "465, ,587" and "465," hold an empty
+ * element (refused as `relaygatectl ports set 465,,587` is: a value lost in
+ * an edit, most likely). A value of separators only is not one of these:
+ * its caller says "empty value".
+ */
+static bool empty_element(const char *v)
+{
+	bool seen = false;              /* a value since the start or the last comma */
+	bool any = false, empty = false;
+	const char *p;
+
+	for (p = v; *p; p++) {
+		if (*p == ',') {
+			empty |= !seen;
+			seen = false;
+		} else if (*p != ' ' && *p != '\t') {
+			seen = any = true;
+		}
+	}
+	if (strchr(v, ',') && !seen)
+		empty = true;           /* a comma at the end */
+	return any && empty;
+}
+
 /* Interface names the kernel accepts (dev_valid_name). */
 static const char *check_ifname(const char *n)
 {
@@ -404,6 +430,8 @@ static int add_ifaces(struct loader *l, const struct key *k, const char *v,
 	const char *why;
 	size_t i, before = *n;
 
+	if (empty_element(v))
+		return fail_key(l, k, "%s: empty element in the list", quote(l, 0, v));
 	snprintf(buf, sizeof(buf), "%s", v);
 	while ((t = next_token(&s))) {
 		why = check_ifname(t);
@@ -446,6 +474,8 @@ static int p_ports(struct loader *l, const struct key *k, const char *v)
 	unsigned long long port;
 	size_t i;
 
+	if (empty_element(v))
+		return fail_key(l, k, "%s: empty element in the list", quote(l, 0, v));
 	snprintf(buf, sizeof(buf), "%s", v);
 	c->gate.n_ports = 0;
 	while ((t = next_token(&s))) {
@@ -497,6 +527,8 @@ static int p_subnet(struct loader *l, const struct key *k, const char *v)
 	struct rg_config_file *c = l->cfg;
 	bool any = false;
 
+	if (empty_element(v))
+		return fail_key(l, k, "%s: empty element in the list", quote(l, 0, v));
 	snprintf(buf, sizeof(buf), "%s", v);
 	while ((t = next_token(&s))) {
 		struct rg_cidr cidr;

@@ -42,14 +42,18 @@ static long long mono_ms(void)
 
 /* A field we put on the wire must not be able to split the request: no
  * spaces, no control characters (a '\n' in a user name would smuggle a
- * second request). The daemon checks again; this gives a clear local error. */
-static int field_ok(const char *s, size_t max)
+ * second request). Bytes from 0x80 up (a UTF-8 user name) only when
+ * eight_bit. The daemon checks again; this gives a clear local error. */
+static int field_ok(const char *s, size_t max, bool eight_bit)
 {
 	size_t n = 0;
 
-	for (; s[n]; n++)
-		if ((unsigned char)s[n] <= 0x20 || (unsigned char)s[n] >= 0x7f)
+	for (; s[n]; n++) {
+		unsigned char c = (unsigned char)s[n];
+
+		if (c <= 0x20 || c == 0x7f || (c > 0x7f && !eight_bit))
 			return 0;
+	}
 	return n > 0 && n <= max;
 }
 
@@ -78,16 +82,16 @@ int rg_control_request(const char *sock_path, enum rg_event_kind kind,
 		snprintf(err, errlen, "event: unknown kind %d", (int)kind);
 		return -1;
 	}
-	if (!addr || !field_ok(addr, 64)) {
+	if (!addr || !field_ok(addr, 64, false)) {
 		snprintf(err, errlen, "address '%s': not an IP address", addr ? addr : "");
 		return -1;
 	}
-	if (!user || !field_ok(user, RG_EVENT_USER_MAX - 1)) {
-		snprintf(err, errlen, "user '%s': must be 1..%d printable characters without spaces",
+	if (!user || !field_ok(user, RG_EVENT_USER_MAX - 1, true)) {
+		snprintf(err, errlen, "user '%s': must be 1..%d bytes without spaces or control characters",
 			 user ? user : "", RG_EVENT_USER_MAX - 1);
 		return -1;
 	}
-	if (service && !field_ok(service, 16)) {
+	if (service && !field_ok(service, 16, false)) {
 		snprintf(err, errlen, "service '%s': must be pop3, imap, smtp or other", service);
 		return -1;
 	}
@@ -226,6 +230,13 @@ static const struct {
 
 #define CTL_MAX_FIELDS 4
 
+/* "bad address: <reason>" for each kind of impossible source address. */
+static const char *const ctl_not_client[RG_NOT_CLIENT_NKINDS] = {
+#define CTL_NOT_CLIENT(kind, why) [RG_NOT_CLIENT_##kind] = "bad address: " why,
+	RG_NOT_CLIENT_KINDS(CTL_NOT_CLIENT)
+#undef CTL_NOT_CLIENT
+};
+
 int rg_control_parse(const char *line, size_t len, struct rg_auth_event *ev,
 		     const char **why)
 {
@@ -233,6 +244,7 @@ int rg_control_parse(const char *line, size_t len, struct rg_auth_event *ev,
 	size_t fl[CTL_MAX_FIELDS];
 	char addr[RG_ADDRSTRLEN];
 	size_t i = 0, nf = 0;
+	enum rg_not_client nc;
 	const char *awhy;
 
 	if (len && line[len - 1] == '\r')
@@ -295,15 +307,22 @@ int rg_control_parse(const char *line, size_t len, struct rg_auth_event *ev,
 		(void)awhy;
 		return -1;
 	}
+	nc = rg_addr_not_client(&ev->addr);
+	if (nc != RG_CLIENT_OK) {
+		*why = ctl_not_client[nc];
+		return -1;
+	}
 	if (fl[2] >= RG_EVENT_USER_MAX) {
 		*why = "bad user: longer than 255 bytes";
 		return -1;
 	}
+	/* Any byte but controls and DEL (spaces and tabs end the field):
+	 * UTF-8 names such as "jürgen" are users too, as in the log sources. */
 	for (i = 0; i < fl[2]; i++) {
 		unsigned char ch = f[2][i];
 
-		if (ch < 0x21 || ch > 0x7e) {
-			*why = "bad user: not printable ASCII";
+		if (ch < 0x20 || ch == 0x7f) {
+			*why = "bad user: control character";
 			return -1;
 		}
 	}

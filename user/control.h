@@ -7,15 +7,19 @@
  *             FAILURE <addr> <user> [<service>]\n
  *   reply:    OK\n   or   ERR <reason>\n
  *
- * <user>: 1..255 bytes, printable, no spaces. <service>: pop3, imap, smtp,
+ * <user>: 1..255 bytes, no spaces or control characters (UTF-8 names are
+ * fine). <addr>: an address a client can have. <service>: pop3, imap, smtp,
  * other. Lines longer than 512 bytes, unknown verbs or bad fields get
  * "ERR <reason>" and the connection is closed.
  *
  * Details of the server (relaygated):
  *  - Verbs are matched without regard to case; fields are separated by
  *    spaces or tabs; a trailing "\r" is ignored; <addr> is parsed by
- *    rg_addr_parse (IPv4, IPv6, IPv4-mapped IPv6); <user> is printable ASCII
- *    (0x21..0x7e); a missing <service> means "not said" (RG_SERVICE_NONE).
+ *    rg_addr_parse (IPv4, IPv6, IPv4-mapped IPv6) and refused when no client
+ *    can have it (rg_addr_not_client: "ERR bad address: unspecified
+ *    (0.0.0.0/8)"); <user> is any bytes but control characters (0x00..0x1f)
+ *    and DEL, so UTF-8 names pass; a missing <service> means "not said"
+ *    (RG_SERVICE_NONE).
  *  - A client may send several requests on one connection; each gets one
  *    reply, in order. A request the daemon accepted but could not apply (a
  *    full map, a rate limit) gets "ERR <reason>" and the connection stays

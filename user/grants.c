@@ -529,10 +529,15 @@ const char *rg_grants_error(const struct rg_grants *gr)
 
 static enum rg_grants_result handle_login(struct rg_grants *gr, const struct rg_auth_event *ev)
 {
-	char a[RG_ADDRSTRLEN], u[RG_USER_LEN], d[32], err[256];
-	bool created = false;
+	char a[RG_ADDRSTRLEN], u[RG_USER_LEN], d[32], left[32], err[256];
+	struct rg_grant before, after;
+	bool created = false, had, kept = false;
 	int r;
 
+	/* A grant that expires later than this login's ttl keeps its expiry
+	 * (never shortened): the log says "kept", not "extended". Only the
+	 * real maps can tell; a fake map side always "extends". */
+	had = gr->gate && rg_grant_get(gr->gate, &ev->addr, &before) == 0;
 	r = gr->ops.grant_put(gr->ops_ctx, &ev->addr, gr->conf.ttl_ns, ev->user, ev->origin,
 			      ev->service, &created, err, sizeof(err));
 	rg_addr_str(&ev->addr, a, sizeof(a));
@@ -542,10 +547,25 @@ static enum rg_grants_result handle_login(struct rg_grants *gr, const struct rg_
 		stat_inc(gr, &gr->st.errors);
 		return RG_GRANTS_ERROR;
 	}
-	rg_info("grant %s user=%s service=%s source=%s ttl=%s%s", a,
-		log_user(ev->user, u, sizeof(u)), rg_service_name(ev->service),
-		ev->source ? ev->source : rg_origin_name(ev->origin),
-		dur(gr->conf.ttl_ns, d, sizeof(d)), created ? "" : " (extended)");
+	if (!created && had && rg_grant_get(gr->gate, &ev->addr, &after) == 0 &&
+	    after.expires <= before.expires) {
+		uint64_t now = rg_now_ns();
+
+		kept = true;
+		rg_duration_str(after.expires > now ?
+				(after.expires - now + NS_PER_SEC - 1) / NS_PER_SEC : 0,
+				left, sizeof(left));
+	}
+	if (kept)
+		rg_info("grant %s user=%s service=%s source=%s ttl=%s (kept: expires in %s)", a,
+			log_user(ev->user, u, sizeof(u)), rg_service_name(ev->service),
+			ev->source ? ev->source : rg_origin_name(ev->origin),
+			dur(gr->conf.ttl_ns, d, sizeof(d)), left);
+	else
+		rg_info("grant %s user=%s service=%s source=%s ttl=%s%s", a,
+			log_user(ev->user, u, sizeof(u)), rg_service_name(ev->service),
+			ev->source ? ev->source : rg_origin_name(ev->origin),
+			dur(gr->conf.ttl_ns, d, sizeof(d)), created ? "" : " (extended)");
 	stat_inc(gr, created ? &gr->st.grants_issued : &gr->st.grants_extended);
 	return created ? RG_GRANTS_GRANTED : RG_GRANTS_EXTENDED;
 }

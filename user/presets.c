@@ -372,25 +372,6 @@ static int reject(struct rg_preset *p, const char *why)
 	return -1;
 }
 
-/* Source addresses a TCP client can have: not 0/8, multicast, reserved, ::, ff00::/8. */
-static const char *not_a_client(const struct rg_addr *a)
-{
-	static const __u8 zero[16];
-
-	if (a->family == RG_AF_INET) {
-		if (a->addr[0] == 0)
-			return "address: unspecified (0.0.0.0/8)";
-		if (a->addr[0] >= 224)
-			return "address: multicast or reserved";
-		return NULL;
-	}
-	if (!memcmp(a->addr, zero, sizeof(zero)))
-		return "address: unspecified (::)";
-	if (a->addr[0] == 0xff)
-		return "address: multicast";
-	return NULL;
-}
-
 static int set_addr(struct rg_preset *p, const char *s, size_t n, struct rg_auth_event *ev)
 {
 	char buf[RG_ADDRSTRLEN];
@@ -404,9 +385,11 @@ static int set_addr(struct rg_preset *p, const char *s, size_t n, struct rg_auth
 		snprintf(p->whybuf, sizeof(p->whybuf), "address: %s", why);
 		return reject(p, p->whybuf);
 	}
-	why = not_a_client(&ev->addr);
-	if (why)
-		return reject(p, why);
+	why = rg_not_client_str(rg_addr_not_client(&ev->addr));
+	if (why) {
+		snprintf(p->whybuf, sizeof(p->whybuf), "address: %s", why);
+		return reject(p, p->whybuf);
+	}
 	return 0;
 }
 

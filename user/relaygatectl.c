@@ -100,6 +100,20 @@ static int __attribute__((format(printf, 1, 2))) failed(const char *fmt, ...)
 	return EXIT_FAIL;
 }
 
+/* An error of rg_gate_attach/detach/purge: most name the command already
+ * ("detach v2: not attached"); the others ("interface nosuch0: no such
+ * interface") get its name like every other error. Exit 1. */
+static int gate_failed(const char *err)
+{
+	size_t n = strlen(cmd_name);
+
+	if (n && !strncmp(err, cmd_name, n) && (err[n] == ' ' || err[n] == ':')) {
+		rg_err("%s", err);
+		return EXIT_FAIL;
+	}
+	return failed("%s", err);
+}
+
 /* Exit 2 with "relaygatectl: <command>: <message> (see relaygatectl --help)". */
 static int __attribute__((format(printf, 1, 2))) usage_err(const char *fmt, ...)
 {
@@ -259,11 +273,14 @@ static void tbl_free(struct table *t)
 #define OPT_HELP 0x101
 
 static const char *cmd_usage;   /* the running command's usage line */
+static unsigned opt_seen;       /* options with a value given so far (bit: index) */
 
 /*
  * getopt_long for one command: options may come before or after the
- * positional arguments. --json and --help are understood everywhere.
- * Returns the option, -1 at the end, or '?' after printing a usage error.
+ * positional arguments. --json and --help are understood everywhere. An
+ * option with a value may be given once ("--ttl 1h --ttl 2h" would
+ * otherwise quietly keep one of them). Returns the option, -1 at the end,
+ * or '?' after printing a usage error.
  */
 static int next_opt(int argc, char **argv, const struct option *lo)
 {
@@ -302,6 +319,13 @@ static int next_opt(int argc, char **argv, const struct option *lo)
 			usage_err("option %s needs a value", shown(argv[optind - 1]));
 			return '?';
 		}
+		if (idx >= 0 && all[idx].has_arg == required_argument) {
+			if (opt_seen & (1u << idx)) {
+				usage_err("option --%s given twice", all[idx].name);
+				return '?';
+			}
+			opt_seen |= 1u << idx;
+		}
 		return c;
 	}
 }
@@ -310,6 +334,7 @@ static int next_opt(int argc, char **argv, const struct option *lo)
 static void opt_reset(void)
 {
 	optind = 0;
+	opt_seen = 0;
 }
 
 /* ------------------------------------------------------ argument parsing */
@@ -526,10 +551,8 @@ static int do_attach(int argc, char **argv)
 	}
 	if (parse_iface_arg(argv[optind], &ifindex))
 		return EXIT_FAIL;
-	if (rg_gate_attach(opt.pin_dir, argv[optind], mode, &o, err, sizeof(err))) {
-		rg_err("%s", err);
-		return EXIT_FAIL;
-	}
+	if (rg_gate_attach(opt.pin_dir, argv[optind], mode, &o, err, sizeof(err)))
+		return gate_failed(err);
 	done("%s: attached (%s%s), maps under %s", argv[optind], rg_mode_name(mode),
 	     reject_s ? (o.reject_rst ? ", reject rst" : ", reject drop") : "", opt.pin_dir);
 	return EXIT_OK;
@@ -544,10 +567,8 @@ static int do_detach(int argc, char **argv)
 		return EXIT_USAGE;
 	if (argc - optind != 1)
 		return usage_err("%s", argc - optind ? "give one interface" : "missing IFACE");
-	if (rg_gate_detach(opt.pin_dir, argv[optind], err, sizeof(err))) {
-		rg_err("%s", err);
-		return EXIT_FAIL;
-	}
+	if (rg_gate_detach(opt.pin_dir, argv[optind], err, sizeof(err)))
+		return gate_failed(err);
 	done("%s: detached (maps stay pinned under %s)", argv[optind], opt.pin_dir);
 	return EXIT_OK;
 }
@@ -561,10 +582,8 @@ static int do_purge(int argc, char **argv)
 		return EXIT_USAGE;
 	if (argc - optind)
 		return usage_err("takes no arguments");
-	if (rg_gate_purge(opt.pin_dir, err, sizeof(err))) {
-		rg_err("%s", err);
-		return EXIT_FAIL;
-	}
+	if (rg_gate_purge(opt.pin_dir, err, sizeof(err)))
+		return gate_failed(err);
 	done("removed the pinned maps under %s", opt.pin_dir);
 	return EXIT_OK;
 }
@@ -771,6 +790,26 @@ static int cidr_line(const char *line, void *ctx, char *err, size_t errlen)
 	return 0;
 }
 
+static int cmp_cidr(const void *a, const void *b)
+{
+	const struct rg_cidr *x = a, *y = b;
+	int r = cmp_addr(&x->addr, &y->addr);
+
+	return r ? r : (x->prefixlen > y->prefixlen) - (x->prefixlen < y->prefixlen);
+}
+
+/* How many different subnets l holds ("trust add X X" adds one). Sorts l. */
+static size_t cidr_distinct(struct cidr_list *l)
+{
+	size_t i, n = 0;
+
+	qsort(l->v, l->n, sizeof(*l->v), cmp_cidr);
+	for (i = 0; i < l->n; i++)
+		if (!i || cmp_cidr(&l->v[i - 1], &l->v[i]))
+			n++;
+	return n;
+}
+
 /* "-" reads standard input; name it so in messages. */
 static const char *file_name(const char *path)
 {
@@ -824,13 +863,18 @@ static int trust_edit(int argc, char **argv, bool add)
 		return EXIT_FAIL;
 	}
 	rc = add ? rg_trust_add(&g, l.v, l.n) : rg_trust_del(&g, l.v, l.n);
-	if (rc)
+	if (rc) {
 		failed("%s", g.err);
-	else if (file)
-		done("%s %zu trusted subnet%s (%s)", add ? "added" : "removed", l.n,
-		     l.n == 1 ? "" : "s", file_name(file));
-	else
-		done("%s %zu trusted subnet%s", add ? "added" : "removed", l.n, l.n == 1 ? "" : "s");
+	} else {
+		size_t nd = cidr_distinct(&l);
+
+		if (file)
+			done("%s %zu trusted subnet%s (%s)", add ? "added" : "removed", nd,
+			     nd == 1 ? "" : "s", file_name(file));
+		else
+			done("%s %zu trusted subnet%s", add ? "added" : "removed", nd,
+			     nd == 1 ? "" : "s");
+	}
 	rg_gate_close(&g);
 	free(l.v);
 	return rc ? EXIT_FAIL : EXIT_OK;
@@ -849,14 +893,6 @@ static int do_trust_del(int argc, char **argv)
 static int collect_cidr(const struct rg_cidr *c, void *ctx)
 {
 	return cidr_push(ctx, c);
-}
-
-static int cmp_cidr(const void *a, const void *b)
-{
-	const struct rg_cidr *x = a, *y = b;
-	int r = cmp_addr(&x->addr, &y->addr);
-
-	return r ? r : (x->prefixlen > y->prefixlen) - (x->prefixlen < y->prefixlen);
 }
 
 static int do_trust_list(int argc, char **argv)
@@ -1112,11 +1148,12 @@ static int do_grant_add(int argc, char **argv)
 		{ 0 },
 	};
 	const char *ttl_s = NULL, *user = NULL, *file = NULL;
+	char buf[RG_ADDRSTRLEN], dur[32], dur_ttl[32];
 	uint64_t ttl = GRANT_TTL_DEFAULT;
 	struct rg_addr a, key;
+	struct rg_grant old;
+	bool live;
 	struct rg_gate g;
-	char buf[RG_ADDRSTRLEN], dur[32];
-	bool created = false;
 	int c, rc;
 
 	opt_reset();
@@ -1144,21 +1181,29 @@ static int do_grant_add(int argc, char **argv)
 		return grant_add_file(file, ttl, user);
 	if (open_gate(&g, true))
 		return EXIT_FAIL;
-	rc = rg_grant_put(&g, &a, ttl * NS_PER_SEC, user, RG_ORIGIN_CLI, RG_SERVICE_NONE, &created);
+	/* An expired grant not swept yet is replaced, not renewed. */
+	live = !rg_grant_get(&g, &a, &old) && old.expires > rg_now_ns();
+	rc = rg_grant_put(&g, &a, ttl * NS_PER_SEC, user, RG_ORIGIN_CLI, RG_SERVICE_NONE, NULL);
 	if (rc) {
 		failed("%s", g.err);
 	} else {
 		struct rg_grant v;
+		uint64_t now = rg_now_ns();
 
 		key = a;
 		rg_addr_key(&key, g.cfg.v4_prefix, g.cfg.v6_prefix);
+		key_text(&g, &key, buf, sizeof(buf));
 		/* Never shortened: say when it really expires. */
 		if (rg_grant_get(&g, &a, &v))
-			v.expires = rg_now_ns() + ttl * NS_PER_SEC;
-		done("%s %s%s%s, expires in %s", created ? "granted" : "renewed",
-		     key_text(&g, &key, buf, sizeof(buf)), v.user[0] ? " to " : "",
-		     v.user[0] ? v.user : "",
-		     rg_duration_str(secs_left(v.expires, rg_now_ns()), dur, sizeof(dur)));
+			v.expires = now + ttl * NS_PER_SEC;
+		rg_duration_str(secs_left(v.expires, now), dur, sizeof(dur));
+		if (live && v.expires <= old.expires)
+			done("kept the grant of %s%s%s: it expires in %s, later than %s",
+			     buf, v.user[0] ? " to " : "", v.user[0] ? v.user : "", dur,
+			     rg_duration_str(ttl, dur_ttl, sizeof(dur_ttl)));
+		else
+			done("%s %s%s%s, expires in %s", live ? "renewed" : "granted", buf,
+			     v.user[0] ? " to " : "", v.user[0] ? v.user : "", dur);
 	}
 	rg_gate_close(&g);
 	return rc ? EXIT_FAIL : EXIT_OK;
@@ -1200,11 +1245,16 @@ static int do_grant_del(int argc, char **argv)
 		else
 			done("revoked %u grant%s of %s", count, count == 1 ? "" : "s", user);
 	} else {
+		char buf[RG_ADDRSTRLEN];
+		struct rg_addr key = a;
+
+		/* Say which key went: an IPv6 address stands for its /64. */
+		rg_addr_key(&key, g.cfg.v4_prefix, g.cfg.v6_prefix);
 		rc = rg_grant_del(&g, &a);
 		if (rc)
 			failed("%s", g.err);
 		else
-			done("revoked the grant of %s", argv[optind]);
+			done("revoked the grant of %s", key_text(&g, &key, buf, sizeof(buf)));
 	}
 	rg_gate_close(&g);
 	return rc ? EXIT_FAIL : EXIT_OK;
@@ -1394,8 +1444,9 @@ static int do_deny_add(int argc, char **argv)
 
 static int do_deny_del(int argc, char **argv)
 {
+	char buf[RG_ADDRSTRLEN];
+	struct rg_addr a, key;
 	struct rg_gate g;
-	struct rg_addr a;
 	int rc;
 
 	opt_reset();
@@ -1407,11 +1458,13 @@ static int do_deny_del(int argc, char **argv)
 		return EXIT_FAIL;
 	if (open_gate(&g, true))
 		return EXIT_FAIL;
+	key = a;
+	rg_addr_key(&key, g.cfg.v4_prefix, g.cfg.v6_prefix);
 	rc = rg_deny_del(&g, &a);
 	if (rc)
 		failed("%s", g.err);
 	else
-		done("removed the deny entry of %s", argv[optind]);
+		done("removed the deny entry of %s", key_text(&g, &key, buf, sizeof(buf)));
 	rg_gate_close(&g);
 	return rc ? EXIT_FAIL : EXIT_OK;
 }
@@ -1762,9 +1815,12 @@ static int do_event(int argc, char **argv, enum rg_event_kind kind)
 	user = argv[optind + 1];
 	if (!*user || strlen(user) >= RG_EVENT_USER_MAX)
 		return failed("user %s: must be 1..%d bytes", shown(user), RG_EVENT_USER_MAX - 1);
+	/* UTF-8 names ("jürgen") are fine; a space or a control character
+	 * would split or forge the request line. */
 	for (i = 0; user[i]; i++)
-		if ((unsigned char)user[i] <= 0x20 || (unsigned char)user[i] >= 0x7f)
-			return failed("user %s: printable characters without spaces only", shown(user));
+		if ((unsigned char)user[i] <= 0x20 || user[i] == 0x7f)
+			return failed("user %s: spaces and control characters are not allowed",
+				      shown(user));
 	if (service && rg_service_parse(service, &svc))
 		return failed("service %s: unknown (pop3, imap, smtp or other)", shown(service));
 	rg_addr_str(&a, addr, sizeof(addr));

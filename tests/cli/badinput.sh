@@ -81,7 +81,10 @@ bad "attach --reject bogus" "bogus" attach v2 --reject bogus
 bad "attach --ports 70000" "port 70000" attach v2 --ports 465,70000
 bad "attach an interface already attached" "already attached" attach v0
 bad "detach an unknown interface" "nosuch0" detach nosuch0
+check_eq "... the line names the command, like every other error" \
+	"relaygatectl: detach: interface nosuch0: no such interface" "$(cat "$TMP/err")"
 bad "detach an interface that is not attached" "v2" detach v2
+check "... named once (not 'detach: detach v2')" grep -q "^relaygatectl: detach v2: not attached" "$TMP/err"
 bad "purge while attached" "detach v0" purge
 bad "stats --watch 0" "--watch 0" stats --watch 0
 bad "stats --watch -5" "-5" stats --watch -5
@@ -109,6 +112,16 @@ usage "listing with an argument" trust list extra
 usage "--prometheus with --watch" stats --prometheus --watch 1
 usage "--count without --watch" stats --count 2
 usage "event without USER" event login 192.0.2.1
+# An option with a value given twice: which one would count?
+usage "grant add --ttl twice" grant add 198.51.100.2 --ttl 1h --ttl 2h
+check "... says which option" grep -qF "grant add: option --ttl given twice" "$TMP/err"
+usage "grant add --ttl=1h --ttl 1h" grant add 198.51.100.2 --ttl=1h --ttl 1h
+usage "grant add --user twice" grant add 198.51.100.2 --user alice --user bob
+check "... says which option" grep -qF "grant add: option --user given twice" "$TMP/err"
+usage "grant add --file twice" grant add --file /dev/null --file /dev/null
+usage "grant del --user twice" grant del --user alice --user alice
+usage "deny add --ttl twice" deny add 203.0.113.10 --ttl 1h --ttl 2h
+usage "event login --service twice" event login 192.0.2.1 bob --service pop3 --service imap
 usage "attach without IFACE" attach
 check_eq "v2 was never attached" "" "$(ls "$PIN" | grep -E '^(link|tc|tcq)_v2$')"
 

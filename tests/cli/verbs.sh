@@ -53,6 +53,12 @@ check_eq "trust list after del" '["192.0.2.0/24","198.51.100.0/24"]' "$(ctl --js
 check "trust add /0 for both families" ctl trust add 0.0.0.0/0 ::/0
 check_eq "trust list shows /0 entries" '["0.0.0.0/0","192.0.2.0/24","198.51.100.0/24","::/0"]' "$(ctl --json trust list | jq -c 'map(.cidr)')"
 check "trust del everything" ctl trust del 0.0.0.0/0 ::/0 192.0.2.0/24 198.51.100.0/24
+# The same subnet twice (or in its IPv4-mapped form) is one subnet.
+check_eq "trust add X X ::ffff:X counts it once" "added 1 trusted subnet" \
+	"$(ctl trust add 10.1.0.0/16 10.1.0.0/16 ::ffff:10.1.0.0/112)"
+check_eq "trust del X X counts it once" "removed 1 trusted subnet" "$(ctl trust del 10.1.0.0/16 10.1.0.0/16)"
+check_eq "trust add X Y X: two" "added 2 trusted subnets" "$(ctl trust add 10.1.0.0/16 10.2.0.0/16 10.1.0.0/16)"
+check_eq "trust del Y X: two" "removed 2 trusted subnets" "$(ctl trust del 10.2.0.0/16 10.1.0.0/16)"
 check_eq "trust list empty (json)" "[]" "$(ctl --json trust list)"
 check_eq "trust list empty (text)" "" "$(ctl trust list)"
 
@@ -65,7 +71,8 @@ check "trust-iface del v1" ctl trust-iface del v1
 check_eq "trust-iface list empty" "[]" "$(ctl --json trust-iface list)"
 
 # --- grant ----------------------------------------------------------------
-check "grant add 192.0.2.10 --user alice --ttl 2h" ctl grant add 192.0.2.10 --user alice --ttl 2h
+check_eq "grant add 192.0.2.10 --user alice --ttl 2h" "granted 192.0.2.10 to alice, expires in 2h" \
+	"$(ctl grant add 192.0.2.10 --user alice --ttl 2h)"
 check "grant add --ttl 90s --user alice 192.0.2.11 (options first)" ctl grant add --ttl 90s --user alice 192.0.2.11
 check "grant add 203.0.113.5 (default TTL, no user)" ctl grant add 203.0.113.5
 check "grant add 2001:db8:1:2:aaaa::1 --user bob --ttl 1d" ctl grant add 2001:db8:1:2:aaaa::1 --user bob --ttl 1d
@@ -84,10 +91,13 @@ check "grant list (text): alice's row" bash -c 'grep -Eq "^192\.0\.2\.10 +alice 
 check "grant list (text): the /64 and the default TTL" bash -c 'grep -Eq "^2001:db8:1:2::/64 +bob +" <<<"$1" && grep -Eq "^203\.0\.113\.5 +- +(29m[0-9]*s|30m) +cli$" <<<"$1"' _ "$gt"
 
 # Never shortened: a shorter TTL keeps the expiry, a longer one extends.
-check "grant add 192.0.2.10 --ttl 1m (shorter)" ctl grant add 192.0.2.10 --ttl 1m
+out=$(ctl grant add 192.0.2.10 --ttl 1m)
+check "grant add 192.0.2.10 --ttl 1m (shorter) says the expiry was kept" \
+	bash -c 'grep -Eqx "kept the grant of 192\.0\.2\.10 to alice: it expires in (1h59m[0-9]*s|2h), later than 1m" <<<"$1"' _ "$out"
 jq_check "the shorter TTL did not shorten alice's grant" \
 	'map(select(.address == "192.0.2.10"))[0] | .expires_in > 7180 and .user == "alice"' "$(ctl --json grant list)"
-check "grant add 192.0.2.10 --ttl 3h (longer)" ctl grant add 192.0.2.10 --ttl 3h
+check_eq "grant add 192.0.2.10 --ttl 3h (longer) renews it" "renewed 192.0.2.10 to alice, expires in 3h" \
+	"$(ctl grant add 192.0.2.10 --ttl 3h)"
 jq_check "the longer TTL extended it" 'map(select(.address == "192.0.2.10"))[0] | .expires_in > 10790' "$(ctl --json grant list)"
 check "another privacy address of bob's /64 renews the same grant" ctl grant add 2001:db8:1:2:bbbb::2 --user bob
 jq_check "still one IPv6 grant" 'map(select(.prefixlen == 64)) | length == 1' "$(ctl --json grant list)"
@@ -99,7 +109,8 @@ check "bpftool map dump shows the origin enum by name" bash -c 'grep -q "RG_ORIG
 
 # Revocation.
 check "grant del 203.0.113.5" ctl grant del 203.0.113.5
-check "grant del 2001:db8:1:2::77 (any address of the /64)" ctl grant del 2001:db8:1:2::77
+check_eq "grant del 2001:db8:1:2::77 (any address of the /64) names the key it removed" \
+	"revoked the grant of 2001:db8:1:2::/64" "$(ctl grant del 2001:db8:1:2::77)"
 out=$(ctl grant del --user alice)
 check "grant del --user alice says how many" bash -c 'grep -q "revoked 2 grants of alice" <<<"$1"' _ "$out"
 check_eq "only carol's grant is left" '["198.51.100.9"]' "$(ctl --json grant list | jq -c 'map(.address)')"
@@ -112,7 +123,10 @@ jq_check "deny list --json: default TTL 1h, source cli" \
 	'map(select(.address == "203.0.113.66"))[0] | .expires_in > 3590 and .expires_in <= 3600 and .source == "cli" and .failures == 0' "$dl"
 jq_check "deny list --json: IPv6 /64 key, 90s" 'map(select(.address == "2001:db8:bad::"))[0] | .prefixlen == 64 and .expires_in <= 90' "$dl"
 check "deny list (text) header and row" bash -c 'o=$("$@" deny list) && head -1 <<<"$o" | grep -Eq "^ADDRESS +EXPIRES-IN +FAILURES +SOURCE$" && grep -Eq "^203\.0\.113\.66 +(59m[0-9]*s|1h) +0 +cli$" <<<"$o"' _ nsenter --net="/run/netns/$NS" "$CTL" --pin-dir "$PIN"
-check "deny del 203.0.113.66" ctl deny del 203.0.113.66
+check_eq "deny del 203.0.113.66" "removed the deny entry of 203.0.113.66" "$(ctl deny del 203.0.113.66)"
+check "deny add 2001:db8:bad:1::9" ctl deny add 2001:db8:bad:1::9
+check_eq "deny del 2001:db8:bad:1::10 names the /64 it removed" \
+	"removed the deny entry of 2001:db8:bad:1::/64" "$(ctl deny del 2001:db8:bad:1::10)"
 check_eq "deny list after del" '["2001:db8:bad::"]' "$(ctl --json deny list | jq -c 'map(.address)')"
 
 # --- stats ----------------------------------------------------------------

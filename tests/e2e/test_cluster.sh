@@ -347,7 +347,7 @@ if lab_poll 5 has_grant 1 "$CAROL"; then ok "... reaches mx1 ($(ms_since "$t0") 
 	not_ok "... reaches mx1 within 5 s"; show_log 2
 fi
 login 1 "$CAROL" carol
-check "a login for $CAROL on mx1 (config TTL ${TTL} s)" log_wait 1 "grant $(re "$CAROL") user=carol service=pop3 source=log ttl=.*\(extended\)" 3
+check "a login for $CAROL on mx1 (config TTL ${TTL} s)" log_wait 1 "grant $(re "$CAROL") user=carol service=pop3 source=log ttl=.*\(kept: expires in " 3
 # Barrier: one more login on mx1 after it; once mx2 has that one, whatever
 # mx1 sent about $CAROL has arrived too (one queue, one channel).
 login 1 "$BARRIER" barrier

@@ -46,12 +46,13 @@ static void check_parser(const uint8_t *data, size_t size)
 	}
 	check(ev.kind == RG_EV_LOGIN || ev.kind == RG_EV_FAILURE);
 	check(ev.addr.family == RG_AF_INET || ev.addr.family == RG_AF_INET6);
+	check(rg_addr_not_client(&ev.addr) == RG_CLIENT_OK);
 	check(ev.origin == RG_ORIGIN_CONTROL);
 	check(ev.service < RG_SERVICE_MAX);
 	ul = strnlen(ev.user, sizeof(ev.user));
 	check(ul >= 1 && ul <= 255);
 	for (size_t i = 0; i < ul; i++)
-		check(ev.user[i] > 0x20 && ev.user[i] < 0x7f);
+		check((unsigned char)ev.user[i] > 0x20 && ev.user[i] != 0x7f);
 	n = snprintf(line, sizeof(line), "%s %s %s%s%s", verbs[ev.kind],
 		     rg_addr_str(&ev.addr, a, sizeof(a)), ev.user,
 		     ev.service ? " " : "", ev.service ? svcs[ev.service] : "");

@@ -343,6 +343,37 @@ static void test_event(void **state)
 	assert_string_equal(why, "\"remote\" is not an IP address");
 	assert_int_equal(parse("{\"remote\":\"192.0.2.0/24\",\"success\":true}", &r, &why), 0);
 	assert_int_equal(rg_authpolicy_event(&r, &ev, &why), -1);
+
+	/* Invalid: an address no client can have (rg_addr_not_client), for a
+	 * login and a failure alike. */
+	{
+		static const struct { const char *remote, *why; } imp[] = {
+			{ "0.0.0.0", "\"remote\" is not a client's address: unspecified (0.0.0.0/8)" },
+			{ "0.0.0.1", "\"remote\" is not a client's address: unspecified (0.0.0.0/8)" },
+			{ "::ffff:0.0.0.0",
+			  "\"remote\" is not a client's address: unspecified (0.0.0.0/8)" },
+			{ "224.0.0.1", "\"remote\" is not a client's address: "
+				       "multicast, reserved or broadcast (224.0.0.0/3)" },
+			{ "255.255.255.255", "\"remote\" is not a client's address: "
+					     "multicast, reserved or broadcast (224.0.0.0/3)" },
+			{ "::", "\"remote\" is not a client's address: unspecified (::)" },
+			{ "ff02::1", "\"remote\" is not a client's address: multicast (ff00::/8)" },
+		};
+
+		for (size_t i = 0; i < sizeof(imp) / sizeof(imp[0]); i++) {
+			char body[256];
+
+			for (int ok = 0; ok < 2; ok++) {
+				snprintf(body, sizeof(body),
+					 "{\"login\":\"pd\",\"remote\":\"%s\",\"success\":%s}",
+					 imp[i].remote, ok ? "true" : "false");
+				assert_int_equal(parse(body, &r, &why), 0);
+				if (rg_authpolicy_event(&r, &ev, &why) != -1)
+					fail_msg("remote %s (success %d) was not refused", imp[i].remote, ok);
+				assert_string_equal(why, imp[i].why);
+			}
+		}
+	}
 }
 
 /* ---------------------------------------------------------------- queue */
@@ -525,6 +556,10 @@ static void test_http(void **state)
 			      out, sizeof(out)), 400);
 	assert_int_equal(http(port, "POST", "/?command=report", NULL,
 			      "{\"remote\":\"nope\",\"success\":true}", 32, out, sizeof(out)), 400);
+	/* An impossible address is a bad request like an unparsable one. */
+	assert_int_equal(http(port, "POST", "/?command=report", NULL,
+			      "{\"login\":\"pd\",\"remote\":\"0.0.0.0\",\"success\":true}", 48,
+			      out, sizeof(out)), 400);
 	assert_int_equal(http(port, "POST", "/?command=explode", NULL, "{}", 2, out, sizeof(out)), 400);
 	assert_int_equal(http(port, "POST", "/", NULL, "{}", 2, out, sizeof(out)), 400);
 	assert_int_equal(http(port, "GET", "/?command=allow", NULL, "", 0, out, sizeof(out)), 405);
@@ -544,11 +579,11 @@ static void test_http(void **state)
 
 	rg_authpolicy_get_stats(ap, &s);
 	assert_int_equal(s.allow, 1);
-	assert_int_equal(s.report, 22);
+	assert_int_equal(s.report, 23);
 	assert_int_equal(s.logins, 17);
 	assert_int_equal(s.failures, 1);
 	assert_int_equal(s.ignored, 1);
-	assert_int_equal(s.bad, 6);
+	assert_int_equal(s.bad, 7);
 	assert_int_equal(s.queue_full, 1);
 	{
 		struct rg_mbuf b;

@@ -440,6 +440,77 @@ static void test_roundtrip_all_prefixes(void **state)
 	}
 }
 
+/* ------------------------------------------------- impossible sources */
+
+/* Parse s (any form rg_addr_parse takes) and classify it. */
+static enum rg_not_client not_client(const char *s)
+{
+	struct rg_addr a;
+	const char *why = NULL;
+
+	if (rg_addr_parse(s, &a, &why))
+		fail_msg("address '%s' refused: %s", s, why);
+	return rg_addr_not_client(&a);
+}
+
+static void test_not_client(void **state)
+{
+	static const struct {
+		const char *addr;
+		enum rg_not_client want;
+	} cases[] = {
+		{ "0.0.0.0", RG_NOT_CLIENT_UNSPEC4 },
+		{ "0.0.0.1", RG_NOT_CLIENT_UNSPEC4 },
+		{ "0.255.255.255", RG_NOT_CLIENT_UNSPEC4 },
+		{ "1.0.0.0", RG_CLIENT_OK },
+		{ "10.77.32.2", RG_CLIENT_OK },
+		{ "127.0.0.1", RG_CLIENT_OK },
+		{ "223.255.255.255", RG_CLIENT_OK },
+		{ "224.0.0.1", RG_NOT_CLIENT_RESERVED4 },
+		{ "239.255.255.250", RG_NOT_CLIENT_RESERVED4 },
+		{ "240.0.0.1", RG_NOT_CLIENT_RESERVED4 },
+		{ "255.255.255.255", RG_NOT_CLIENT_RESERVED4 },
+		/* IPv4-mapped IPv6 (parsed as IPv4) is judged as IPv4. */
+		{ "::ffff:0.0.0.0", RG_NOT_CLIENT_UNSPEC4 },
+		{ "::ffff:255.255.255.255", RG_NOT_CLIENT_RESERVED4 },
+		{ "::ffff:198.51.100.4", RG_CLIENT_OK },
+		{ "::", RG_NOT_CLIENT_UNSPEC6 },
+		{ "::1", RG_CLIENT_OK },
+		{ "ff02::1", RG_NOT_CLIENT_MCAST6 },
+		{ "ff05::1:3", RG_NOT_CLIENT_MCAST6 },
+		{ "fe80::1", RG_CLIENT_OK },
+		{ "2001:db8::1", RG_CLIENT_OK },
+		{ "64:ff9b::1", RG_CLIENT_OK },
+	};
+	struct rg_addr a;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		enum rg_not_client got = not_client(cases[i].addr);
+
+		if (got != cases[i].want)
+			fail_msg("%s: kind %d, want %d", cases[i].addr, (int)got, (int)cases[i].want);
+	}
+	/* An rg_addr holding a mapped address as IPv6 (not made by
+	 * rg_addr_parse) is judged as its IPv4 address all the same. */
+	a = v6("2001:db8::1");
+	memset(a.addr, 0, sizeof(a.addr));
+	a.addr[10] = a.addr[11] = 0xff;
+	assert_int_equal(rg_addr_not_client(&a), RG_NOT_CLIENT_UNSPEC4);
+	a.addr[12] = 224;
+	assert_int_equal(rg_addr_not_client(&a), RG_NOT_CLIENT_RESERVED4);
+	a.addr[12] = 192;
+	assert_int_equal(rg_addr_not_client(&a), RG_CLIENT_OK);
+	/* Reasons. */
+	assert_null(rg_not_client_str(RG_CLIENT_OK));
+	assert_null(rg_not_client_str(RG_NOT_CLIENT_NKINDS));
+	assert_string_equal(rg_not_client_str(RG_NOT_CLIENT_UNSPEC4), "unspecified (0.0.0.0/8)");
+	assert_string_equal(rg_not_client_str(RG_NOT_CLIENT_RESERVED4),
+			    "multicast, reserved or broadcast (224.0.0.0/3)");
+	assert_string_equal(rg_not_client_str(RG_NOT_CLIENT_UNSPEC6), "unspecified (::)");
+	assert_string_equal(rg_not_client_str(RG_NOT_CLIENT_MCAST6), "multicast (ff00::/8)");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -456,6 +527,7 @@ int main(void)
 		cmocka_unit_test(test_in),
 		cmocka_unit_test(test_str_small_buffers),
 		cmocka_unit_test(test_roundtrip_all_prefixes),
+		cmocka_unit_test(test_not_client),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -71,6 +71,15 @@ static void test_parse_good(void **state)
 	l = "LOGIN 192.0.2.8 dave other";
 	assert_int_equal(rg_control_parse(l, strlen(l), &ev, &why), 0);
 	assert_int_equal(ev.service, RG_SERVICE_OTHER);
+
+	/* UTF-8 user names, as a Dovecot post-login script passes them. */
+	l = "LOGIN 10.77.32.2 j\xc3\xbcrgen";
+	assert_int_equal(rg_control_parse(l, strlen(l), &ev, &why), 0);
+	assert_string_equal(ev.user, "j\xc3\xbcrgen");
+	l = "FAILURE 10.77.32.2 \xe5\xb1\xb1\xe7\x94\xb0@example.jp imap";
+	assert_int_equal(rg_control_parse(l, strlen(l), &ev, &why), 0);
+	assert_string_equal(ev.user, "\xe5\xb1\xb1\xe7\x94\xb0@example.jp");
+	assert_int_equal(ev.service, RG_SERVICE_IMAP);
 }
 
 static void test_parse_bad(void **state)
@@ -92,9 +101,20 @@ static void test_parse_bad(void **state)
 		{ "LOGIN 2001:db8::g bob", 0, "bad address" },
 		{ "LOGIN 192.0.2.1 bob pop4", 0, "bad service" },
 		{ "LOGIN 192.0.2.1 bob pop3 extra", 0, "too many fields" },
-		{ "LOGIN 192.0.2.1 b\x01ob", 0, "bad user" },
-		{ "LOGIN 192.0.2.1 b\x7fob", 0, "bad user" },
-		{ "LOGIN 192.0.2.1 b\xc3\xa9", 0, "bad user" },
+		{ "LOGIN 192.0.2.1 b\x01ob", 0, "bad user: control character" },
+		{ "LOGIN 192.0.2.1 b\x7fob", 0, "bad user: control character" },
+		{ "LOGIN 192.0.2.1 b\xc3\xa9\x1b", 0, "bad user: control character" },
+		{ "LOGIN 192.0.2.1 bob\rx", 0, "bad user: control character" },
+		/* Addresses no client can have (rg_addr_not_client). */
+		{ "LOGIN 0.0.0.1 x", 0, "bad address: unspecified (0.0.0.0/8)" },
+		{ "LOGIN 0.0.0.0 x", 0, "bad address: unspecified (0.0.0.0/8)" },
+		{ "FAILURE ::ffff:0.0.0.0 x", 0, "bad address: unspecified (0.0.0.0/8)" },
+		{ "LOGIN 224.0.0.1 x", 0,
+		  "bad address: multicast, reserved or broadcast (224.0.0.0/3)" },
+		{ "LOGIN 255.255.255.255 x", 0,
+		  "bad address: multicast, reserved or broadcast (224.0.0.0/3)" },
+		{ "LOGIN :: x", 0, "bad address: unspecified (::)" },
+		{ "LOGIN ff02::1 x", 0, "bad address: multicast (ff00::/8)" },
 		{ "LOGIN 192.0.2.1 bob\0 x", 21, "NUL byte" },
 		{ "LOGIN 192.0.2.1\0 bob", 20, "NUL byte" },
 	};
@@ -341,10 +361,19 @@ static void test_roundtrip(void **state)
 				       sizeof(err)) != -1 ||
 		    strcmp(err, "relaygated: bad address: not an IP address"))
 			child_fail("bad address: '%s'", err);
+		/* An address no client can have: refused, counted as malformed. */
+		if (rg_control_request(sock, RG_EV_LOGIN, "0.0.0.0", "bob", NULL, err,
+				       sizeof(err)) != -1 ||
+		    strcmp(err, "relaygated: bad address: unspecified (0.0.0.0/8)"))
+			child_fail("impossible address: '%s'", err);
+		/* A UTF-8 user name goes through. */
+		if (rg_control_request(sock, RG_EV_LOGIN, "10.77.31.1", "\xc3\xbc", NULL, err,
+				       sizeof(err)))
+			child_fail("UTF-8 user: %s", err);
 		_exit(0);
 	}
 	assert_int_equal(serve_until_exit(c, pid), 0);
-	assert_int_equal(ngot, 2);
+	assert_int_equal(ngot, 3);
 	assert_int_equal(got[0].kind, RG_EV_LOGIN);
 	assert_string_equal(rg_addr_str(&got[0].addr, a, sizeof(a)), "192.0.2.7");
 	assert_string_equal(got[0].user, "alice");
@@ -354,12 +383,14 @@ static void test_roundtrip(void **state)
 	assert_int_equal(got[1].kind, RG_EV_FAILURE);
 	assert_string_equal(rg_addr_str(&got[1].addr, a, sizeof(a)), "2001:db8::9");
 	assert_string_equal(got[1].user, "mallory");
+	assert_string_equal(rg_addr_str(&got[2].addr, a, sizeof(a)), "10.77.31.1");
+	assert_string_equal(got[2].user, "\xc3\xbc");
 
 	rg_control_get_stats(c, &s);
-	assert_int_equal(s.events, 2);
+	assert_int_equal(s.events, 3);
 	assert_int_equal(s.failed, 1);
-	assert_int_equal(s.rejected, 1);
-	assert_int_equal(s.accepted, 4);
+	assert_int_equal(s.rejected, 2);
+	assert_int_equal(s.accepted, 6);
 
 	/* Metrics render the same counters. */
 	{
@@ -368,8 +399,8 @@ static void test_roundtrip(void **state)
 		rg_mbuf_init(&b);
 		rg_control_metrics(c, &b);
 		assert_non_null(strstr(b.buf, "# TYPE relaygate_control_requests_total counter\n"));
-		assert_non_null(strstr(b.buf, "relaygate_control_requests_total{result=\"ok\"} 2\n"));
-		assert_non_null(strstr(b.buf, "relaygate_control_requests_total{result=\"malformed\"} 1\n"));
+		assert_non_null(strstr(b.buf, "relaygate_control_requests_total{result=\"ok\"} 3\n"));
+		assert_non_null(strstr(b.buf, "relaygate_control_requests_total{result=\"malformed\"} 2\n"));
 		rg_mbuf_free(&b);
 	}
 
@@ -389,7 +420,9 @@ static void test_garbage(void **state)
 		{ "HELLO\n", 6, "ERR unknown verb (expected LOGIN or FAILURE)\n" },
 		{ "LOGIN 1.2.3 bob\n", 16, "ERR bad address: not an IP address\n" },
 		{ "LOGIN 192.0.2.1 bob\0evil\n", 25, "ERR NUL byte in request\n" },
-		{ "LOGIN 192.0.2.1 \x1b[31mbob\n", 26, "ERR bad user: not printable ASCII\n" },
+		{ "LOGIN 192.0.2.1 \x1b[31mbob\n", 26, "ERR bad user: control character\n" },
+		{ "LOGIN 0.0.0.1 x\n", 16, "ERR bad address: unspecified (0.0.0.0/8)\n" },
+		{ "LOGIN ff02::1 x\n", 16, "ERR bad address: multicast (ff00::/8)\n" },
 		{ "\n", 1, "ERR empty request\n" },
 		/* A good line, then garbage: the good one is answered first. */
 		{ "FAILURE 192.0.2.2 x\nGET / HTTP/1.0\n", 36,
@@ -852,6 +885,13 @@ static void test_client_errors(void **state)
 					    sizeof(err)), -1);
 	assert_int_equal(rg_control_request(sock, RG_EV_LOGIN, "192.0.2.1", "", NULL, err,
 					    sizeof(err)), -1);
+	assert_int_equal(rg_control_request(sock, RG_EV_LOGIN, "192.0.2.1", "b\x7fob", NULL, err,
+					    sizeof(err)), -1);
+	assert_string_equal(err, "user 'b\x7fob': must be 1..255 bytes without spaces or control characters");
+	/* A UTF-8 user passes the local check: it gets as far as connecting. */
+	assert_int_equal(rg_control_request(sock, RG_EV_LOGIN, "192.0.2.1", "j\xc3\xbcrgen", NULL,
+					    err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "(is relaygated running?)"));
 	assert_int_equal(rg_control_request(sock, RG_EV_LOGIN, "192.0.2.1", "bob", "po p3", err,
 					    sizeof(err)), -1);
 	assert_int_equal(rg_control_request(sock, 7, "192.0.2.1", "bob", NULL, err,

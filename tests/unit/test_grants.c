@@ -548,6 +548,34 @@ static int count_deny(const struct rg_addr *k, const struct rg_deny *v, void *ct
 	return 0;
 }
 
+/* rg_grants_handle with its info log (stderr) caught in buf, and shown still. */
+static enum rg_grants_result handle_logged(struct rg_grants *gr, const struct rg_auth_event *e,
+					   char *buf, size_t len)
+{
+	enum rg_grants_result r;
+	FILE *f = tmpfile();
+	int saved;
+	size_t n;
+
+	assert_non_null(f);
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	assert_true(saved >= 0);
+	assert_true(dup2(fileno(f), STDERR_FILENO) >= 0);
+	rg_log_init("test_grants", false, RG_LOG_INFO);
+	r = rg_grants_handle(gr, e, rg_now_ns());
+	rg_log_init("test_grants", false, RG_LOG_WARN);
+	fflush(stderr);
+	assert_true(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+	rewind(f);
+	n = fread(buf, 1, len - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	fputs(buf, stderr);
+	return r;
+}
+
 static void test_real_maps(void **state)
 {
 	struct rg_grants_conf c = {
@@ -560,7 +588,7 @@ static void test_real_maps(void **state)
 	struct rg_cidr t[2];
 	struct rg_gate g;
 	const char *why;
-	char err[256];
+	char err[256], log[1024];
 	uint64_t now, exp1;
 	int ndeny = 0, r;
 
@@ -584,12 +612,25 @@ static void test_real_maps(void **state)
 	assert_int_equal(gv.origin, RG_ORIGIN_LOG);
 	assert_true(gv.expires >= now + 1800 * SEC && gv.expires < now + 1805 * SEC);
 	exp1 = gv.expires;
-	/* A repeated login under a shorter ttl extends nothing back. */
+	/* A repeated login under a shorter ttl extends nothing back, and the
+	 * log says the expiry was kept, not "extended". */
 	c.ttl_ns = 60 * SEC;
 	assert_int_equal(rg_grants_reconfigure(gr, &c, err, sizeof(err)), 0);
-	assert_int_equal(rg_grants_handle(gr, &e, rg_now_ns()), RG_GRANTS_EXTENDED);
+	assert_int_equal(handle_logged(gr, &e, log, sizeof(log)), RG_GRANTS_EXTENDED);
 	assert_int_equal(rg_grant_get(&g, &e.addr, &gv), 0);
-	assert_true(gv.expires >= exp1);
+	assert_true(gv.expires == exp1);
+	if (!strstr(log, "grant 192.0.2.7 user=alice@example.org service=pop3 source=dovecot "
+			 "ttl=1m (kept: expires in ") || strstr(log, "(extended)"))
+		fail_msg("log of a login that kept the expiry: '%s'", log);
+	/* A longer ttl moves it: "extended". */
+	c.ttl_ns = 7200 * SEC;
+	assert_int_equal(rg_grants_reconfigure(gr, &c, err, sizeof(err)), 0);
+	assert_int_equal(handle_logged(gr, &e, log, sizeof(log)), RG_GRANTS_EXTENDED);
+	assert_int_equal(rg_grant_get(&g, &e.addr, &gv), 0);
+	assert_true(gv.expires > exp1);
+	if (!strstr(log, "grant 192.0.2.7 user=alice@example.org service=pop3 source=dovecot "
+			 "ttl=2h (extended)\n") || strstr(log, "kept"))
+		fail_msg("log of a login that extended the expiry: '%s'", log);
 
 	/* Failures deny... */
 	e = ev(RG_EV_FAILURE, "203.0.113.66", "root");

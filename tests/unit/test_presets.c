@@ -394,6 +394,40 @@ static void test_length_and_crlf(void **state)
 	rg_preset_free(p);
 }
 
+/* Addresses no client can have grant nothing, with the shared reasons
+ * (rg_addr_not_client, also used by the control socket and the push). */
+static void test_impossible_addresses(void **state)
+{
+	static const struct {
+		const char *rip, *why;
+	} cases[] = {
+		{ "0.0.0.0", "address: unspecified (0.0.0.0/8)" },
+		{ "0.0.0.1", "address: unspecified (0.0.0.0/8)" },
+		{ "::ffff:0.0.0.0", "address: unspecified (0.0.0.0/8)" },
+		{ "224.0.0.1", "address: multicast, reserved or broadcast (224.0.0.0/3)" },
+		{ "255.255.255.255", "address: multicast, reserved or broadcast (224.0.0.0/3)" },
+		{ "::", "address: unspecified (::)" },
+		{ "ff02::1", "address: multicast (ff00::/8)" },
+	};
+	char line[256], err[256];
+	struct rg_auth_event ev;
+	struct rg_preset *p = rg_preset_new(RG_PRESET_DOVECOT, NULL, NULL, err, sizeof(err));
+
+	(void)state;
+	assert_non_null(p);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(line, sizeof(line), "Nov 29 08:00:01 mail dovecot: pop3-login: Login: "
+			 "user=<alice>, method=PLAIN, rip=%s, lip=192.0.2.1", cases[i].rip);
+		if (rg_preset_parse(p, line, strlen(line), &ev) != -1)
+			fail_msg("rip=%s was not rejected", cases[i].rip);
+		assert_string_equal(rg_preset_why(p), cases[i].why);
+	}
+	snprintf(line, sizeof(line), "Nov 29 08:00:01 mail dovecot: pop3-login: Login: "
+		 "user=<alice>, method=PLAIN, rip=1.0.0.1, lip=192.0.2.1");
+	assert_int_equal(rg_preset_parse(p, line, strlen(line), &ev), 1);
+	rg_preset_free(p);
+}
+
 static void test_user_names(void **state)
 {
 	char line[1024], user[400], err[256];
@@ -550,7 +584,7 @@ static void test_regex_parse(void **state)
 	assert_int_equal(rg_preset_parse(p, l, strlen(l), &ev), 1);
 	l = "app: bob 224.0.0.1";
 	assert_int_equal(rg_preset_parse(p, l, strlen(l), &ev), -1);
-	assert_string_equal(rg_preset_why(p), "address: multicast or reserved");
+	assert_string_equal(rg_preset_why(p), "address: multicast, reserved or broadcast (224.0.0.0/3)");
 	rg_preset_free(p);
 }
 
@@ -584,6 +618,7 @@ int main(void)
 		cmocka_unit_test(test_cross_presets),
 		cmocka_unit_test(test_cve_2001_1075),
 		cmocka_unit_test(test_length_and_crlf),
+		cmocka_unit_test(test_impossible_addresses),
 		cmocka_unit_test(test_user_names),
 		cmocka_unit_test(test_type_names),
 		cmocka_unit_test(test_regex_errors),
