@@ -925,6 +925,20 @@ static int resolve_group(struct rg_control *c, const char *group, char *err, siz
 	return -ENOENT;
 }
 
+int rg_control_set_group(struct rg_control *c, const char *group, char *err, size_t errlen)
+{
+	struct rg_control t = { 0 };
+	int r;
+
+	r = resolve_group(&t, group ? group : "", err, errlen);
+	if (r)
+		return r;
+	c->have_gid = t.have_gid;
+	c->gid = t.gid;
+	memcpy(c->group, t.group, sizeof(c->group));
+	return 0;
+}
+
 /* A socket file left by a dead daemon is removed; a live one is an error. */
 static int clear_stale(const char *path, char *err, size_t errlen)
 {

@@ -93,6 +93,11 @@ int rg_control_open(struct rg_control **out, const struct rg_control_opts *o,
 /* One fd for the caller's epoll loop (EPOLLIN): an epoll fd holding the
  * listening socket, every client and an idle timer. */
 int rg_control_fd(const struct rg_control *c);
+/* Who may send from now on (a reload that changed the group): root and the
+ * members of group (name or number; "": root only). The socket file's own
+ * group is the caller's to change. 0, or -ENOENT with err for a group that
+ * does not exist (nothing changed then). */
+int rg_control_set_group(struct rg_control *c, const char *group, char *err, size_t errlen);
 
 /* Call when rg_control_fd() is readable: accepts, reads, answers, closes
  * idle clients. Never blocks. Returns the number of events delivered. */

@@ -2518,8 +2518,15 @@ static void commit(struct daemon *d, const struct rg_config_file *c, struct prep
 	} else if (d->have_cfg && p->control &&
 		   (d->cfg.control.socket_gid != c->control.socket_gid ||
 		    d->cfg.control.socket_mode != c->control.socket_mode)) {
-		fix_socket(c->control.socket, (uid_t)-1, c->control.socket_gid,
+		/* The same socket, another group: the file's group (root's
+		 * when there is none now) and who the daemon lets send. */
+		bool grp = c->control.socket_gid != (gid_t)-1;
+
+		fix_socket(c->control.socket, (uid_t)-1, grp ? c->control.socket_gid : 0,
 			   c->control.socket_mode, "control socket");
+		if (rg_control_set_group(p->control, grp ? c->control.socket_group : "", e,
+					 sizeof(e)))
+			rg_warn("control socket: %s", e);
 	}
 	if (p->policy != d->policy) {
 		old_policy = d->policy;

@@ -6,7 +6,8 @@
 # 224.0.0.0/3, ::, ff00::/8) and grant nothing for them; the control socket
 # takes UTF-8 user names as the log sources do; a login that leaves a longer
 # grant's expiry alone is logged "(kept: ...)", one that moves it
-# "(extended)"; and the config refuses an empty list element.
+# "(extended)"; the config refuses an empty list element; and a SIGHUP that
+# changes [control] socket_group changes who may send, not only the file.
 . "$(dirname "$0")/cli-lib.bash"
 cli_setup ev 1
 
@@ -138,6 +139,32 @@ check "... is logged as extended" logged 'grant 10\.77\.1\.61 user=yan .*ttl=1m 
 out=$(ctl grant add 10.77.1.60 --ttl 300)
 check "grant add --ttl 300 over the 2h grant says the expiry was kept" \
 	bash -c 'grep -Eqx "kept the grant of 10\.77\.1\.60 to yan: it expires in (2h|1h59m[0-9]*s), later than 5m" <<<"$1"' _ "$out"
+
+# --- [control] socket_group changed by SIGHUP ------------------------------------
+# nobody (group nogroup) may send once the group is nogroup, and no longer
+# once it is root's again: the daemon's check follows the file's group.
+chmod 711 "$TMP"          # nobody reaches the socket; the group decides
+as_nobody() { setpriv --reuid=65534 --regid=65534 --init-groups "$CTL" --socket "$SOCK" "$@" 2>&1; }
+reload() {
+	local n
+	n=$(grep -c 'reloaded ' "$LOG")
+	kill -HUP "$DPID"
+	for _ in $(seq 50); do [ "$(grep -c 'reloaded ' "$LOG")" -gt "$n" ] && return 0; sleep 0.1; done
+	return 1
+}
+out=$(as_nobody event login 10.77.34.1 nob)
+check "socket_group root: nobody is refused" grep -qi "permission denied" <<<"$out"
+sed -i 's/^socket_group = root$/socket_group = nogroup/' "$TMP/relaygate.conf"
+check "SIGHUP with socket_group = nogroup reloads" reload
+check_eq "... the socket's group is nogroup" nogroup "$(stat -c %G "$SOCK")"
+check "... and nobody may send now" as_nobody event login 10.77.34.2 nob
+check "... which grants" wait_grant 10.77.34.2
+sed -i 's/^socket_group = nogroup$/socket_group = root/' "$TMP/relaygate.conf"
+check "SIGHUP with socket_group = root again reloads" reload
+check_eq "... the socket's group is root" root "$(stat -c %G "$SOCK")"
+out=$(as_nobody event login 10.77.34.3 nob)
+check "... and nobody is refused again" grep -qi "permission denied" <<<"$out"
+check_not "... no grant for its event" has_grant 10.77.34.3
 
 check "relaygated is still running" kill -0 "$DPID"
 t_done
