@@ -615,6 +615,7 @@ static int p_v6_prefix(struct loader *l, const struct key *k, const char *v)
 
 static int p_state_file(struct loader *l, const struct key *k, const char *v)
 {
+	l->cfg->grants.state_file_line = l->lineno;
 	return set_path(l, k, v, l->cfg->grants.state_file, sizeof(l->cfg->grants.state_file) - 16);
 }
 
@@ -684,11 +685,13 @@ static int p_policy_mode(struct loader *l, const struct key *k, const char *v)
 
 static int p_sender_logins(struct loader *l, const struct key *k, const char *v)
 {
+	l->cfg->policy.sender_logins_line = l->lineno;
 	return set_path(l, k, v, l->cfg->policy.sender_logins, sizeof(l->cfg->policy.sender_logins));
 }
 
 static int p_audit_log(struct loader *l, const struct key *k, const char *v)
 {
+	l->cfg->policy.audit_log_line = l->lineno;
 	return set_path(l, k, v, l->cfg->policy.audit_log, sizeof(l->cfg->policy.audit_log));
 }
 

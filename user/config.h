@@ -127,6 +127,7 @@ struct rg_config_file {
 		unsigned ipv4_prefix;        /* RG_V4_PREFIX_MIN .. 32 */
 		unsigned ipv6_prefix;        /* RG_V6_PREFIX_MIN .. 128 */
 		char state_file[PATH_MAX];
+		unsigned state_file_line;    /* 0: the default */
 	} grants;
 
 	struct {
@@ -146,6 +147,7 @@ struct rg_config_file {
 		mode_t socket_mode;          /* 0660 */
 		char sender_logins[PATH_MAX];    /* "" : none */
 		char audit_log[PATH_MAX];        /* "" : daemon log only */
+		unsigned sender_logins_line, audit_log_line;   /* of the keys */
 	} policy;
 
 	struct {

@@ -2357,14 +2357,72 @@ static void policy_listen_str(const struct rg_endpoint *e, char *buf, size_t len
  * Make what config c needs and d does not have yet; reuse what is unchanged.
  * Changes nothing of d. 0, or -1 with err (and everything made freed).
  */
+/* "FILE:LINE: " of a config key, or "FILE: " for a default (line 0). */
+static const char *key_at(const struct rg_config_file *c, unsigned line, char *buf, size_t len)
+{
+	if (line)
+		snprintf(buf, len, "%s:%u: ", c->path, line);
+	else
+		snprintf(buf, len, "%s: ", c->path);
+	return buf;
+}
+
+/*
+ * The files a config names, as far as they can be checked without
+ * creating anything (--check-config, start, reload): the state file is a
+ * regular file if it exists (its directory is made at start); the audit
+ * log is a writable regular file, or can be created in an existing
+ * directory. 0, or -1 with "FILE:LINE: [section] key: PATH: reason"
+ * (paths cut at 300 bytes: err holds about a thousand).
+ */
+static int check_paths(const struct rg_config_file *c, char *err, size_t errlen)
+{
+	const char *sf = c->grants.state_file, *al = c->policy.audit_log, *why = NULL;
+	char at[PATH_MAX + 32], dir[PATH_MAX];
+	struct stat st;
+
+	if (!stat(sf, &st) && !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%.300s[grants] state_file: %.300s: not a regular file%s",
+			 key_at(c, c->grants.state_file_line, at, sizeof(at)), sf,
+			 S_ISDIR(st.st_mode) ? " (a directory: name a file in it)" : "");
+		return -1;
+	}
+	if (!c->policy.listen.set || !al[0])
+		return 0;
+	if (!stat(al, &st)) {
+		if (!S_ISREG(st.st_mode) || access(al, W_OK)) {
+			snprintf(err, errlen, "%.300s[policy] audit_log: %.300s: %s",
+				 key_at(c, c->policy.audit_log_line, at, sizeof(at)), al,
+				 !S_ISREG(st.st_mode) ? "not a regular file" : strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	state_dir(al, dir, sizeof(dir));
+	if (stat(dir, &st))
+		why = strerror(errno);
+	else if (!S_ISDIR(st.st_mode))
+		why = "not a directory";
+	else if (access(dir, W_OK | X_OK))
+		why = strerror(errno);
+	if (why) {
+		snprintf(err, errlen, "%.300s[policy] audit_log: %.300s: directory %.300s: %s",
+			 key_at(c, c->policy.audit_log_line, at, sizeof(at)), al, dir, why);
+		return -1;
+	}
+	return 0;
+}
+
 static int prepare(struct daemon *d, const struct rg_config_file *c, struct prepared *p,
 		   char *err, size_t errlen)
 {
 	const struct rg_config_file *o = d->have_cfg ? &d->cfg : NULL;
-	char e[512];
+	char e[512], at[PATH_MAX + 32];
 	size_t i, k;
 
 	memset(p, 0, sizeof(*p));
+	if (check_paths(c, err, errlen))
+		return -1;
 	p->src = calloc(c->n_sources ? c->n_sources : 1, sizeof(*p->src));
 	p->src_new = calloc(c->n_sources ? c->n_sources : 1, sizeof(*p->src_new));
 	if (!p->src || !p->src_new) {
@@ -2416,7 +2474,8 @@ static int prepare(struct daemon *d, const struct rg_config_file *c, struct prep
 		if (c->policy.sender_logins[0]) {
 			p->sl = rg_senderlogins_load(c->policy.sender_logins, e, sizeof(e));
 			if (!p->sl) {
-				snprintf(err, errlen, "[policy] sender_logins: %s", e);
+				snprintf(err, errlen, "%s[policy] sender_logins: %s",
+					 key_at(c, c->policy.sender_logins_line, at, sizeof(at)), e);
 				goto fail;
 			}
 		}
@@ -2427,7 +2486,8 @@ static int prepare(struct daemon *d, const struct rg_config_file *c, struct prep
 			p->audit = rg_audit_open(c->policy.audit_log[0] ? c->policy.audit_log : NULL,
 						 e, sizeof(e));
 			if (!p->audit) {
-				snprintf(err, errlen, "[policy] audit_log: %s", e);
+				snprintf(err, errlen, "%s[policy] audit_log: %s",
+					 key_at(c, c->policy.audit_log_line, at, sizeof(at)), e);
 				goto fail;
 			}
 			p->audit_new = true;
@@ -3163,12 +3223,18 @@ static int check_config(const struct rg_config_file *c)
 	}
 	if (c->policy.listen.set && c->policy.sender_logins[0]) {
 		struct rg_senderlogins *sl = rg_senderlogins_load(c->policy.sender_logins, e, sizeof(e));
+		char at[PATH_MAX + 32];
 
 		if (!sl) {
-			fprintf(stderr, "relaygated: [policy] sender_logins: %s\n", e);
+			fprintf(stderr, "relaygated: %s[policy] sender_logins: %s\n",
+				key_at(c, c->policy.sender_logins_line, at, sizeof(at)), e);
 			return 1;
 		}
 		rg_senderlogins_free(sl);
+	}
+	if (check_paths(c, e, sizeof(e))) {
+		fprintf(stderr, "relaygated: %s\n", e);
+		return 1;
 	}
 	printf("%s: configuration OK\n", c->path);
 	return 0;

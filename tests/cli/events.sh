@@ -57,6 +57,33 @@ check "... naming the file, line and value" \
 	grep -qF "$TMP/bad.conf:3: [gate] ports: \"587,,465\": empty element in the list" <<<"$out"
 check "check-config: the good config passes" "$DAEMON" --check-config -c "$TMP/relaygate.conf"
 
+# --- files the config names: checked by --check-config, with file:line ------------
+# bad_files NAME: the config plus a [policy] section (and the lines on stdin
+# added where they belong), written to $TMP/NAME.conf.
+bad_files() {
+	{ cat "$TMP/relaygate.conf"; printf '\n[policy]\nlisten = inet:127.0.0.1:%d\n' $((PUSH_PORT + 1)); cat; } >"$TMP/$1.conf"
+}
+printf 'audit_log = %s\n' "$TMP/nodir/audit.log" | bad_files noaudit
+line=$(grep -n '^audit_log' "$TMP/noaudit.conf" | cut -d: -f1)
+out=$("$DAEMON" --check-config -c "$TMP/noaudit.conf" 2>&1)
+check_eq "check-config: audit_log in a missing directory fails" 1 "$?"
+check_eq "... with file:line and why" \
+	"relaygated: $TMP/noaudit.conf:$line: [policy] audit_log: $TMP/nodir/audit.log: directory $TMP/nodir: No such file or directory" "$out"
+printf 'sender_logins = %s\n' "$TMP/nosuch" | bad_files nosl
+line=$(grep -n '^sender_logins' "$TMP/nosl.conf" | cut -d: -f1)
+out=$("$DAEMON" --check-config -c "$TMP/nosl.conf" 2>&1)
+check_eq "check-config: a missing sender_logins file fails" 1 "$?"
+check "... with file:line" grep -qF "relaygated: $TMP/nosl.conf:$line: [policy] sender_logins: " <<<"$out"
+sed "s|^state_file = .*|state_file = $TMP/state|" "$TMP/relaygate.conf" >"$TMP/sfdir.conf"
+line=$(grep -n '^state_file' "$TMP/sfdir.conf" | cut -d: -f1)
+out=$("$DAEMON" --check-config -c "$TMP/sfdir.conf" 2>&1)
+check_eq "check-config: a state_file that is a directory fails" 1 "$?"
+check_eq "... with file:line and why" \
+	"relaygated: $TMP/sfdir.conf:$line: [grants] state_file: $TMP/state: not a regular file (a directory: name a file in it)" "$out"
+out=$(nsenter --net="/run/netns/$NS" "$DAEMON" -c "$TMP/sfdir.conf" --foreground 2>&1)
+check_eq "... and relaygated does not start with it" 1 "$?"
+check "... saying the same" grep -qF "$TMP/sfdir.conf:$line: [grants] state_file: $TMP/state: not a regular file" <<<"$out"
+
 # --- the daemon -----------------------------------------------------------------
 nsenter --net="/run/netns/$NS" "$DAEMON" -c "$TMP/relaygate.conf" --foreground >"$LOG" 2>&1 </dev/null &
 DPID=$!
