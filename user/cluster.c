@@ -131,6 +131,9 @@ static const char *take_entry(const char *line, size_t len, const struct rg_stat
 		e->d = st.denies[0].v;
 	}
 	rg_state_free(&st);
+	/* No host makes such a key from a login, as none takes one in. */
+	if (!why && rg_addr_not_client(&e->key) != RG_CLIENT_OK)
+		why = rg_not_client_str(rg_addr_not_client(&e->key));
 	return why ? why : take_plen(e, plen);
 }
 

@@ -295,6 +295,13 @@ static void test_rejects(void **state)
 		"wrong number of fields");
 	msg_bad("relaygate-cluster 1 " ID " h 32 allow 192.0.2.1 1700001000 0 log 1",
 		"unknown kind (grant or deny)");
+	/* Addresses no client has: no host makes such a key. */
+	msg_bad("relaygate-cluster 1 " ID " h 32 grant 0.0.0.0 1700001000 1699999000 log pop3 a",
+		rg_not_client_str(RG_NOT_CLIENT_UNSPEC4));
+	msg_bad("relaygate-cluster 1 " ID " h 32 deny 224.0.0.1 1700001000 0 log 1",
+		rg_not_client_str(RG_NOT_CLIENT_RESERVED4));
+	msg_bad("relaygate-cluster 1 " ID " h 64 grant ff02:: 1700001000 1699999000 log pop3 a",
+		rg_not_client_str(RG_NOT_CLIENT_MCAST6));
 	msg_bad("relaygate-cluster 1 " ID " h 32 deny 192.0.2.0/24 1700001000 0 log 1",
 		"not an IPv4 or IPv6 address");
 	msg_bad("relaygate-cluster 1 " ID " h 32 deny 192.0.2.1 1700001000 0 log 1\n",
