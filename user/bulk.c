@@ -137,7 +137,8 @@ static bool blank(char c)
 /*
  * Split a line into at most MAX_FIELDS fields, copied NUL-terminated into
  * buf (which holds the whole line). Returns the count, 0 for a blank or
- * comment line, -1 for a line too long.
+ * comment line, -1 for a line longer than RG_LINE_MAX (without its \r) or
+ * than buf.
  */
 static int split(const char *line, char *buf, size_t buflen, char *f[MAX_FIELDS])
 {
@@ -148,7 +149,7 @@ static int split(const char *line, char *buf, size_t buflen, char *f[MAX_FIELDS]
 	/* A Windows line end: one trailing \r. */
 	if (len && line[len - 1] == '\r')
 		len--;
-	if (len >= buflen)
+	if (len > RG_LINE_MAX || len >= buflen)
 		return -1;
 	end = line + len;
 	while (p < end && blank(*p))

@@ -24,7 +24,8 @@
 #include "log.h"
 
 #define BUF_SIZE    (64 * 1024)          /* > RG_FOLLOW_LINE_MAX + a good read */
-#define SIG_MAX     64                   /* bytes compared before the position */
+#define SIG_MAX     RG_FOLLOW_SIG_MAX    /* bytes compared before the position */
+#define POS_TEXT_MAX 512                 /* a position file is shorter */
 #define READ_BUDGET (4 * 1024 * 1024)    /* bytes per file per process call */
 #define POS_HEADER  "relaygate-pos 1"
 
@@ -261,9 +262,12 @@ static bool take_u64(const char **s, char sep, uint64_t *v)
 	if (*p < '0' || *p > '9')
 		return false;
 	for (; *p >= '0' && *p <= '9'; p++) {
-		if (*v > (UINT64_MAX - 9) / 10)
+		unsigned d = *p - '0';
+
+		/* exact: every value rg_follow_save can write reads back */
+		if (*v > (UINT64_MAX - d) / 10)
 			return false;
-		*v = *v * 10 + (*p - '0');
+		*v = *v * 10 + d;
 	}
 	if (*p != sep)
 		return false;
@@ -284,6 +288,8 @@ static bool pos_parse(const char *s, struct pos *p)
 	    !take_u64(&s, ' ', &off) || off > (uint64_t)LLONG_MAX)
 		return false;
 	if (strcmp(s, "-\n")) {	/* "-": no signature */
+		if (*s == '\n')
+			return false;	/* nor an empty field: "-" says it */
 		for (; *s != '\n' && n < SIG_MAX; s += 2, n++) {
 			int hi = hexval(s[0]), lo = hi < 0 ? -1 : hexval(s[1]);
 
@@ -301,10 +307,55 @@ static bool pos_parse(const char *s, struct pos *p)
 	return true;
 }
 
+/* pos_parse on text[0..len): a NUL byte (or too much text) is not valid. */
+static bool pos_parse_text(const char *text, size_t len, struct pos *p)
+{
+	char buf[POS_TEXT_MAX];
+
+	if (len >= sizeof(buf) || memchr(text, '\0', len))
+		return false;
+	memcpy(buf, text, len);
+	buf[len] = '\0';
+	return pos_parse(buf, p);
+}
+
+bool rg_follow_pos_parse(const char *text, size_t len, struct rg_follow_pos *out)
+{
+	struct pos p;
+
+	if (!pos_parse_text(text, len, &p))
+		return false;
+	out->dev = p.dev;
+	out->ino = p.ino;
+	out->off = p.off;
+	out->sig_len = p.sig_len;
+	memcpy(out->sig, p.sig, p.sig_len);
+	return true;
+}
+
+/* The text of a position file: "relaygate-pos 1\nDEV INO OFF SIGHEX\n"
+ * (SIGHEX "-" when there is no signature). snprintf's return value. */
+static int pos_format(char *buf, size_t len, uint64_t dev, uint64_t ino, uint64_t off,
+		      const uint8_t *sig, size_t sig_len)
+{
+	char hex[2 * SIG_MAX + 1] = "-";
+	size_t i;
+
+	for (i = 0; i < sig_len && i < SIG_MAX; i++)
+		snprintf(hex + 2 * i, 3, "%02x", sig[i]);
+	return snprintf(buf, len, POS_HEADER "\n%llu %llu %llu %s\n", (unsigned long long)dev,
+			(unsigned long long)ino, (unsigned long long)off, hex);
+}
+
+int rg_follow_pos_format(const struct rg_follow_pos *p, char *buf, size_t len)
+{
+	return pos_format(buf, len, p->dev, p->ino, p->off, p->sig, p->sig_len);
+}
+
 /* 1: a position was read, 0: none (absent or unusable, warned). */
 static int pos_load(const char *path, struct pos *p)
 {
-	char buf[512];
+	char buf[POS_TEXT_MAX];
 	ssize_t n;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
@@ -313,11 +364,9 @@ static int pos_load(const char *path, struct pos *p)
 			rg_warn("%s: %s: starting without a saved position", path, strerror(errno));
 		return 0;
 	}
-	n = read(fd, buf, sizeof(buf) - 1);
+	n = read(fd, buf, sizeof(buf));
 	close(fd);
-	if (n >= 0)
-		buf[n] = '\0';
-	if (n < 0 || !pos_parse(buf, p)) {
+	if (n < 0 || !pos_parse_text(buf, n, p)) {
 		rg_warn("%s: not a valid position file: starting without a saved position", path);
 		return 0;
 	}
@@ -327,9 +376,9 @@ static int pos_load(const char *path, struct pos *p)
 int rg_follow_save(struct rg_follow *f)
 {
 	struct ffile *ff = f->old.fd >= 0 ? &f->old : &f->cur;
-	char tmp[PATH_MAX], hex[2 * SIG_MAX + 1] = "-";
-	size_t i;
+	char tmp[PATH_MAX], text[POS_TEXT_MAX];
 	int fd, len, err = 0;
+	ssize_t w;
 
 	if (!f->pos_path || f->stream || ff->fd < 0)
 		return 0;
@@ -338,17 +387,17 @@ int rg_follow_save(struct rg_follow *f)
 	    ff->commit == f->saved.off && ff->sig_len == f->saved.sig_len &&
 	    !memcmp(ff->sig, f->saved.sig, ff->sig_len))
 		return 0;
-	for (i = 0; i < ff->sig_len; i++)
-		snprintf(hex + 2 * i, 3, "%02x", ff->sig[i]);
+	len = pos_format(text, sizeof(text), ff->dev, ff->ino, ff->commit, ff->sig, ff->sig_len);
+	if (len < 0 || (size_t)len >= sizeof(text))
+		return -EOVERFLOW;      /* cannot happen: 3 numbers and 64 bytes */
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", f->pos_path) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	len = dprintf(fd, POS_HEADER "\n%llu %llu %llu %s\n", (unsigned long long)ff->dev,
-		      (unsigned long long)ff->ino, (unsigned long long)ff->commit, hex);
-	if (len < 0)
-		err = -EIO;
+	w = write(fd, text, len);
+	if (w != len)
+		err = w < 0 ? -errno : -EIO;
 	if (close(fd) < 0 && !err)
 		err = -errno;
 	if (!err && rename(tmp, f->pos_path) < 0)

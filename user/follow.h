@@ -95,4 +95,22 @@ void rg_follow_get_stats(const struct rg_follow *f, struct rg_follow_stats *s);
 /* Writes the position file now (also done by process and close): 0 or -errno. */
 int rg_follow_save(struct rg_follow *f);
 
+/*
+ * The position file's text, exposed for tests and fuzzing only (the
+ * follower reads and writes the file itself): "relaygate-pos 1\n", then
+ * "DEV INO OFF SIG\n", SIG the min(OFF, 64) bytes before OFF in lowercase
+ * hex, or "-" for none.
+ */
+#define RG_FOLLOW_SIG_MAX 64
+struct rg_follow_pos {
+	uint64_t dev, ino, off;
+	uint8_t sig[RG_FOLLOW_SIG_MAX];
+	size_t sig_len;          /* 0 or min(off, RG_FOLLOW_SIG_MAX) */
+};
+/* Strict parser of a position file's contents text[0..len) (no NUL
+ * needed): true and *p filled, or false for anything else. */
+bool rg_follow_pos_parse(const char *text, size_t len, struct rg_follow_pos *p);
+/* The text rg_follow_save writes for p; returns snprintf's value. */
+int rg_follow_pos_format(const struct rg_follow_pos *p, char *buf, size_t len);
+
 #endif

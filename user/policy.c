@@ -94,6 +94,12 @@ int rg_policy_parse(char *buf, size_t len, unsigned max_attrs,
 			ll--;
 		if (ll == 0)
 			break;                  /* the terminating empty line */
+		if (!nl) {
+			/* no byte of ours after it to hold the NUL: a framed
+			 * request never ends so, any other input may */
+			*why = "last line without a newline";
+			return -1;
+		}
 		line[ll] = '\0';
 		eq = memchr(line, '=', ll);
 		if (!eq) {
@@ -232,6 +238,11 @@ void rg_policy_decide(const struct rg_policy_request *req,
 			case RG_SL_UNKNOWN_USER:
 				reason = "user_not_in_sender_logins";
 				break;
+			case RG_SL_USER_TOO_LONG:
+				/* the grant kept RG_USER_LEN - 1 bytes of a
+				 * login that may have been longer */
+				reason = "user_name_too_long_to_check";
+				break;
 			}
 		}
 	}
@@ -242,7 +253,9 @@ void rg_policy_decide(const struct rg_policy_request *req,
 		reply_safe(u, sizeof(u), auth->user, RG_USER_LEN - 1);
 		d->answer = RG_ANSWER_REJECT;
 		snprintf(d->action, sizeof(d->action),
-			 "REJECT 5.7.1 <%s> not owned by user %s", s, u[0] ? u : "?");
+			 "REJECT 5.7.1 <%s> not owned by user %s%s", s, u[0] ? u : "?",
+			 strcmp(reason, "user_name_too_long_to_check") ? "" :
+			 " (login name too long to check)");
 		d->event = "reject";
 		d->reason = reason;
 		return;

@@ -40,6 +40,9 @@
  *   - a user absent from sender_logins owns no sender: REJECT. A map that
  *     is configured is a complete list; a forgotten user fails loudly
  *     (5.7.1 naming the user) rather than relaying unchecked.
+ *   - a granted name of RG_USER_LEN - 1 bytes owns no sender either: the
+ *     grant map cuts longer logins there, so it may be a listed user's
+ *     name with more after it (REJECT, reason user_name_too_long_to_check).
  *
  * Queue id: at RCPT Postfix sends queue_id only when the queue file is
  * already open, i.e. with smtpd_delay_open_until_valid_rcpt = no (else the
@@ -133,7 +136,8 @@ struct rg_policy_request {
 size_t rg_policy_frame(const char *buf, size_t len, size_t *scan);
 /*
  * Parse one framed request in place (values are NUL-terminated inside buf).
- * Returns 0, or -1 with a static reason in *why.
+ * Returns 0, or -1 with a static reason in *why. Never touches buf[len]:
+ * a last line without "\n" (never in a framed request) is an error.
  */
 int rg_policy_parse(char *buf, size_t len, unsigned max_attrs,
 		    struct rg_policy_request *req, const char **why);

@@ -252,9 +252,12 @@ static int parse_line(struct sl_parse *p, const char *s, size_t len)
 			return -1;
 		}
 	}
-	if (ulen >= RG_USER_LEN) {
-		perr(p, "user name '%s' longer than %d bytes (grants store at most %d)",
-		     show(s, ulen, q, sizeof(q)), RG_USER_LEN - 1, RG_USER_LEN - 1);
+	if (ulen >= RG_USER_LEN - 1) {
+		/* a grant keeps 63 bytes: a 63-byte name may be a longer
+		 * login cut short, see rg_senderlogins_check */
+		perr(p, "user name '%s' longer than %d bytes (grants keep %d bytes: a %d-byte name may be a longer login cut short)",
+		     show(s, ulen, q, sizeof(q)), RG_USER_LEN - 2, RG_USER_LEN - 1,
+		     RG_USER_LEN - 1);
 		return -1;
 	}
 	user = pool_add(sl, s, ulen, false);
@@ -480,6 +483,10 @@ enum rg_sl_result rg_senderlogins_check(const struct rg_senderlogins *sl,
 
 	if (!sl || !user)
 		return RG_SL_UNKNOWN_USER;
+	/* The grant map cuts a login to RG_USER_LEN - 1 bytes without a
+	 * trace: a name that long may be someone's name plus more. */
+	if (strnlen(user, RG_USER_LEN - 1) >= RG_USER_LEN - 1)
+		return RG_SL_USER_TOO_LONG;
 	lo = lower_user(sl, user);
 	if (lo == sl->n || strcmp(sl->e[lo].user, user))
 		return RG_SL_UNKNOWN_USER;

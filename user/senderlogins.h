@@ -10,8 +10,11 @@
  *     alice: alice.smith@example.org       # a user may appear again: lists merge
  *
  * - The user is the login name the grant carries (what Dovecot logged), at
- *   most RG_USER_LEN - 1 (63) bytes: the grant map stores no more, so a
- *   longer name could never match. Printable ASCII or UTF-8, no space, ':',
+ *   most RG_USER_LEN - 2 (62) bytes. The grant map keeps RG_USER_LEN - 1
+ *   (63) bytes of a login and cuts a longer one silently, so a stored name
+ *   of 63 bytes may be the start of a longer login: it owns nothing (else
+ *   the login "U" + "x" would pass as a 63-byte user U), and the parser
+ *   refuses 63 bytes and more. Printable ASCII or UTF-8, no space, ':',
  *   ',' or '#'. Compared exactly (case-sensitive).
  * - Addresses are separated by commas: "local@domain" owns that address,
  *   "@domain" owns every address in that domain (not its subdomains: list
@@ -52,11 +55,15 @@ enum rg_sl_result {
 	RG_SL_OWNED = 0,      /* sender is one of user's addresses or domains */
 	RG_SL_NOT_OWNED,      /* user is listed, sender is not theirs */
 	RG_SL_UNKNOWN_USER,   /* user is not in the map at all */
+	RG_SL_USER_TOO_LONG,  /* user of RG_USER_LEN - 1 bytes or more: maybe
+			       * cut by the grant map, owns nothing */
 };
 
 /*
  * Does user own sender ("local@domain", without <>)? An empty sender is
- * never owned (the caller decides what the null sender means).
+ * never owned (the caller decides what the null sender means). A user of
+ * RG_USER_LEN - 1 bytes or more gets RG_SL_USER_TOO_LONG, whatever the
+ * map holds.
  * delims: Postfix recipient_delimiter characters (e.g. "+"), or NULL/"" for
  * none; with "+", alice+lists@example.org is also tried as
  * alice@example.org, like Postfix's own sender login lookups.

@@ -5,7 +5,10 @@
  * sender_logins map), build the reply and the audit line. Checks the
  * invariants a client must never break: frames end in an empty line, the
  * reply is one printable line, the audit line splits into exactly its
- * fields in order.
+ * fields in order. The parser also gets the whole input unframed, in a
+ * buffer of exactly its size (a last line without a newline, bytes after
+ * the empty line): it must stay inside it, and every value it returns must
+ * be a string inside it.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -72,6 +75,35 @@ static void check_audit(const struct rg_policy_request *req, const struct rg_pol
 		abort();
 }
 
+/* rg_policy_parse on any bytes, in a buffer without a byte to spare. */
+static void check_unframed(const uint8_t *data, size_t size)
+{
+	struct rg_policy_request req;
+	const char *why = NULL;
+	char *buf = malloc(size ? size : 1);
+	size_t i;
+
+	if (!buf)
+		abort();
+	memcpy(buf, data, size);
+	if (rg_policy_parse(buf, size, 100, &req, &why)) {
+		if (!why || !*why)
+			abort();
+	} else {
+		const char *v[] = { req.request, req.protocol_state, req.client_address,
+				    req.sender, req.recipient, req.recipient_count,
+				    req.queue_id, req.instance, req.sasl_username };
+
+		if (req.nattrs > 100)
+			abort();
+		for (i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+			if (v[i] && (v[i] < buf || v[i] >= buf + size ||
+				     !memchr(v[i], '\0', (size_t)(buf + size - v[i]))))
+				abort();
+	}
+	free(buf);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *buf;
@@ -79,6 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size > 65536)
 		return 0;
+	check_unframed(data, size);
 	buf = malloc(size ? size : 1);
 	if (!buf)
 		return 0;

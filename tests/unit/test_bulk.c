@@ -115,6 +115,28 @@ static void test_grant_line_errors(void **state)
 	memset(line, 'x', RG_LINE_MAX + 10);
 	line[RG_LINE_MAX + 10] = '\0';
 	grant_line_bad(line, "longer than 4096 bytes");
+	/* the limit is exact: RG_LINE_MAX bytes (and a \r) pass, one more not */
+	{
+		struct rg_grant_line gl;
+		struct rg_addr a;
+		unsigned plen;
+		char err[512];
+
+		memset(line, ' ', sizeof(line));
+		memcpy(line, "192.0.2.1 1h", 12);
+		line[RG_LINE_MAX] = '\0';
+		assert_int_equal(rg_grant_line_parse(line, &gl, err, sizeof(err)), 1);
+		memcpy(line, "10.0.0.0/8  ", 12);
+		assert_int_equal(rg_cidr_line_parse(line, &a, &plen, err, sizeof(err)), 1);
+		line[RG_LINE_MAX] = '\r';
+		line[RG_LINE_MAX + 1] = '\0';
+		assert_int_equal(rg_cidr_line_parse(line, &a, &plen, err, sizeof(err)), 1);
+		line[RG_LINE_MAX] = ' ';
+		assert_int_equal(rg_cidr_line_parse(line, &a, &plen, err, sizeof(err)), -1);
+		assert_string_equal(err, "longer than 4096 bytes");
+		memcpy(line, "192.0.2.1 1h", 12);
+		grant_line_bad(line, "longer than 4096 bytes");
+	}
 }
 
 /* The argument form and a line say the same about the same value. */

@@ -192,6 +192,45 @@ static void test_parse_errors(void **state)
 	free(b);
 }
 
+/* Input that is not a framed request: the last line has no newline, and
+ * the buffer not a byte more (under ASan/valgrind a write past it shows). */
+static void test_parse_unterminated(void **state)
+{
+	static const char *const bad[] = {
+		"sender=alice@example.org",
+		"request=smtpd_access_policy\nsender=alice@example.org",
+		"request=smtpd_access_policy\r\nsender=x@y\r",
+		"x",
+	};
+	struct rg_policy_request r;
+	const char *why;
+	size_t i, len;
+	char *b;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		len = strlen(bad[i]);
+		b = malloc(len);
+		assert_non_null(b);
+		memcpy(b, bad[i], len);
+		why = NULL;
+		assert_int_equal(rg_policy_parse(b, len, 100, &r, &why), -1);
+		assert_string_equal(why, "last line without a newline");
+		free(b);
+	}
+	/* what follows the empty line is not looked at; no empty line at
+	 * the end is still fine when the last line has its newline */
+	b = malloc(11);
+	memcpy(b, "a=b\n\nsender", 11);
+	assert_int_equal(rg_policy_parse(b, 11, 100, &r, &why), 0);
+	assert_null(r.sender);
+	assert_int_equal(r.nattrs, 1);
+	memcpy(b, "sender=x@y\n", 11);
+	assert_int_equal(rg_policy_parse(b, 11, 100, &r, &why), 0);
+	assert_string_equal(r.sender, "x@y");
+	free(b);
+}
+
 /* ---- decision ---- */
 
 struct dcase {
@@ -630,7 +669,8 @@ static void put_grant(struct maps *mp, const char *key, const char *user, int64_
 	addr(key, &a);
 	g.granted = now - granted_ago_s * 1000000000LL;
 	g.expires = now + expires_in_s * 1000000000LL;
-	strcpy(g.user, user);
+	/* a longer login is cut to RG_USER_LEN - 1 bytes, as set_user does */
+	snprintf(g.user, sizeof(g.user), "%s", user);
 	assert_int_equal(bpf_map_update_elem(mp->g.grants_fd, &a, &g, 0), 0);
 }
 
@@ -784,6 +824,78 @@ static void test_maps_lookup(void **state)
 	assert_string_equal(out.user, "alice");
 }
 
+/*
+ * A login longer than a grant keeps: the grant map stores its first
+ * RG_USER_LEN - 1 (63) bytes, as gatemaps.c set_user does. That stored
+ * name could be a listed user's name with more after it ("U" + "x"), so it
+ * owns no sender, and a 63-byte name cannot be listed at all.
+ */
+static void test_maps_long_login(void **state)
+{
+	struct maps *mp = *state;
+	struct rg_policy_request r = { .request = "smtpd_access_policy", .protocol_state = "RCPT",
+				       .client_address = "198.51.100.7",
+				       .sender = "u@example.org" };
+	struct rg_policy_rules rules = { 0 };
+	struct rg_policy_decision d;
+	struct rg_policy_auth out;
+	char u63[64], u62[63], login[100], text[200], err[256], line[RG_AUDIT_LINE_MAX];
+	struct rg_senderlogins *sl;
+
+	memset(u63, 'u', 63);
+	u63[63] = '\0';
+	memset(u62, 'u', 62);
+	u62[62] = '\0';
+
+	/* a 63-byte user in sender_logins: refused, it could match a cut login */
+	snprintf(text, sizeof(text), "%s: u@example.org\n", u63);
+	sl = rg_senderlogins_parse(text, strlen(text), "sl", err, sizeof(err));
+	if (sl)
+		fail_msg("a 63-byte user was accepted in sender_logins");
+	assert_non_null(strstr(err, "sl:1: user name"));
+	assert_non_null(strstr(err, "longer than 62 bytes"));
+
+	/* a 62-byte user is fine, and owns its address */
+	snprintf(text, sizeof(text), "%s: u@example.org\n", u62);
+	sl = rg_senderlogins_parse(text, strlen(text), "sl", err, sizeof(err));
+	assert_non_null(sl);
+	rules.sender_logins = sl;
+	put_grant(mp, "198.51.100.0", u62, 1, 60);
+	assert_int_equal(lookup(mp, "198.51.100.7", &out), 0);
+	assert_int_equal(out.kind, RG_POLICY_GRANT);
+	assert_string_equal(out.user, u62);
+	rg_policy_decide(&r, &out, &rules, &d);
+	assert_int_equal(d.answer, RG_ANSWER_OK);
+
+	/* the login u62 + "xx" is stored as u62 + "x" (63 bytes): it may be
+	 * anybody's, so it owns nothing; the answer and the audit say why */
+	snprintf(login, sizeof(login), "%sxx", u62);
+	put_grant(mp, "198.51.100.0", login, 1, 60);
+	assert_int_equal(lookup(mp, "198.51.100.7", &out), 0);
+	assert_int_equal(out.kind, RG_POLICY_GRANT);
+	assert_int_equal(strlen(out.user), 63);
+	rg_policy_decide(&r, &out, &rules, &d);
+	assert_int_equal(d.answer, RG_ANSWER_REJECT);
+	assert_string_equal(d.event, "reject");
+	assert_string_equal(d.reason, "user_name_too_long_to_check");
+	assert_non_null(strstr(d.action, "REJECT 5.7.1 <u@example.org> not owned by user uuu"));
+	assert_non_null(strstr(d.action, "(login name too long to check)"));
+	{
+		struct rg_audit_rec ar = { .event = d.event, .client = r.client_address,
+					   .user = out.user, .auth = "grant(pop3)",
+					   .sender = r.sender, .state = r.protocol_state,
+					   .action = "REJECT", .reason = d.reason };
+
+		rg_audit_format(line, sizeof(line), &ar);
+		assert_non_null(strstr(line, " reason=user_name_too_long_to_check"));
+	}
+	/* the null sender impersonates no one: still accepted */
+	r.sender = "";
+	rg_policy_decide(&r, &out, &rules, &d);
+	assert_int_equal(d.answer, RG_ANSWER_OK);
+	rg_senderlogins_free(sl);
+}
+
 static void test_maps_prefix_reload(void **state)
 {
 	struct maps *mp = *state;
@@ -838,6 +950,7 @@ int main(void)
 		cmocka_unit_test(test_parse_postfix),
 		cmocka_unit_test(test_parse_values),
 		cmocka_unit_test(test_parse_errors),
+		cmocka_unit_test(test_parse_unterminated),
 		cmocka_unit_test(test_decide_table),
 		cmocka_unit_test(test_reject_text_safe),
 		cmocka_unit_test(test_auth_str),
@@ -846,6 +959,7 @@ int main(void)
 		cmocka_unit_test(test_audit_escape_cut),
 		cmocka_unit_test(test_audit_file),
 		cmocka_unit_test_setup_teardown(test_maps_lookup, maps_setup, maps_teardown),
+		cmocka_unit_test_setup_teardown(test_maps_long_login, maps_setup, maps_teardown),
 		cmocka_unit_test_setup_teardown(test_maps_prefix_reload, maps_setup, maps_teardown),
 		cmocka_unit_test_setup_teardown(test_maps_missing_and_errors, maps_setup, maps_teardown),
 	};
