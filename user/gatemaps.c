@@ -2206,7 +2206,7 @@ out:
 
 int rg_grant_put_many(struct rg_gate *g, const struct rg_grant_req *r, size_t n,
 		      enum rg_origin origin, enum rg_service service,
-		      size_t *created, size_t *renewed)
+		      size_t *created, size_t *renewed, size_t *kept)
 {
 	struct grant_set before = { 0 };
 	struct addr_index ux = { 0 };
@@ -2214,7 +2214,7 @@ int rg_grant_put_many(struct rg_gate *g, const struct rg_grant_req *r, size_t n,
 	struct rg_grant *uv = NULL;
 	__u32 *old = NULL;
 	bool *given = NULL;
-	size_t nu = 0, nnew = 0, done = 0, i;
+	size_t nu = 0, nnew = 0, nkept = 0, done = 0, i;
 	uint64_t now = rg_now_ns();
 	long max;
 	int rc = 0;
@@ -2223,6 +2223,8 @@ int rg_grant_put_many(struct rg_gate *g, const struct rg_grant_req *r, size_t n,
 		*created = 0;
 	if (renewed)
 		*renewed = 0;
+	if (kept)
+		*kept = 0;
 	if (!n)
 		return 0;
 	uk = malloc(n * sizeof(*uk));
@@ -2283,6 +2285,8 @@ int rg_grant_put_many(struct rg_gate *g, const struct rg_grant_req *r, size_t n,
 			continue;
 		j = s - 1;
 		old[j] = (__u32)i + 1;
+		if (before.v[i].expires >= uv[j].expires)
+			nkept++;        /* its expiry does not move */
 		if (before.v[i].expires > uv[j].expires)
 			uv[j].expires = before.v[i].expires;
 		if (!given[j]) {
@@ -2318,7 +2322,9 @@ int rg_grant_put_many(struct rg_gate *g, const struct rg_grant_req *r, size_t n,
 	if (created)
 		*created = nnew;
 	if (renewed)
-		*renewed = nu - nnew;
+		*renewed = nu - nnew - nkept;
+	if (kept)
+		*kept = nkept;
 out:
 	grant_set_free(&before);
 	free(ux.slot);

@@ -153,11 +153,13 @@ struct rg_grant_req {
  * map full (max N): raise [grants] max") before any change. A failure
  * while writing, or an LRU eviction that the writing caused, is undone:
  * the keys created are deleted, the grants overwritten or evicted put
- * back. *created, *renewed (may be NULL): keys new, keys that were there.
+ * back. *created, *renewed, *kept (each may be NULL): keys new, keys that
+ * were there and now expire later, keys that were there and keep their
+ * (later or equal) expiry.
  */
 int rg_grant_put_many(struct rg_gate *g, const struct rg_grant_req *r, size_t n,
 		      enum rg_origin origin, enum rg_service service,
-		      size_t *created, size_t *renewed);
+		      size_t *created, size_t *renewed, size_t *kept);
 /*
  * The summary (maps/relaygate.h): every insert here keeps it true by
  * itself. A rebuild clears the slots of entries that are gone and sets the

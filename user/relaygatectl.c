@@ -1115,7 +1115,7 @@ static void grant_file_free(struct grant_file *f)
 static int grant_add_file(const char *file, uint64_t ttl, const char *user)
 {
 	struct grant_file f = { .ttl = ttl, .user = user };
-	size_t created = 0, renewed = 0;
+	size_t created = 0, renewed = 0, kept = 0;
 	struct rg_gate g;
 	char err[600];
 	int rc;
@@ -1128,9 +1128,13 @@ static int grant_add_file(const char *file, uint64_t ttl, const char *user)
 		grant_file_free(&f);
 		return EXIT_FAIL;
 	}
-	rc = rg_grant_put_many(&g, f.v, f.n, RG_ORIGIN_CLI, RG_SERVICE_NONE, &created, &renewed);
+	rc = rg_grant_put_many(&g, f.v, f.n, RG_ORIGIN_CLI, RG_SERVICE_NONE, &created, &renewed,
+			       &kept);
 	if (rc)
 		failed("%s", g.err);
+	else if (kept)
+		done("%zu grant%s (%s): %zu new, %zu renewed, %zu kept (they expire later already)",
+		     f.n, f.n == 1 ? "" : "s", file_name(file), created, renewed, kept);
 	else
 		done("%zu grant%s (%s): %zu new, %zu renewed", f.n, f.n == 1 ? "" : "s",
 		     file_name(file), created, renewed);

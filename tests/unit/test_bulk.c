@@ -350,7 +350,7 @@ static void test_put_many_merges(void **state)
 	struct rg_grant_req r[5];
 	struct rg_grant v;
 	struct rg_addr a;
-	size_t created = 99, renewed = 99;
+	size_t created = 99, renewed = 99, kept = 99;
 	uint64_t now;
 
 	NEED_ROOT();
@@ -363,9 +363,11 @@ static void test_put_many_merges(void **state)
 	r[3] = (struct rg_grant_req){ addr("192.0.2.1"), 7200 * SEC_NS, NULL };
 	r[4] = (struct rg_grant_req){ addr("::ffff:192.0.2.2"), 60 * SEC_NS, "" };
 	now = rg_now_ns();
-	assert_int_equal(rg_grant_put_many(g, r, 5, RG_ORIGIN_CLI, RG_SERVICE_NONE, &created, &renewed), 0);
+	assert_int_equal(rg_grant_put_many(g, r, 5, RG_ORIGIN_CLI, RG_SERVICE_NONE, &created, &renewed,
+					   &kept), 0);
 	assert_int_equal(created, 3);
 	assert_int_equal(renewed, 0);
+	assert_int_equal(kept, 0);
 	assert_int_equal(rg_map_count(g->grants_fd), 3);
 
 	a = addr("192.0.2.1");
@@ -382,13 +384,15 @@ static void test_put_many_merges(void **state)
 	assert_string_equal(v.user, "");
 
 	/* Nothing at all is fine. */
-	assert_int_equal(rg_grant_put_many(g, r, 0, RG_ORIGIN_CLI, RG_SERVICE_NONE, &created, &renewed), 0);
+	assert_int_equal(rg_grant_put_many(g, r, 0, RG_ORIGIN_CLI, RG_SERVICE_NONE, &created, &renewed,
+					   NULL), 0);
 	assert_int_equal(created, 0);
 	/* A zero TTL is refused before anything changes. */
 	r[0].ttl_ns = 0;
 	r[1] = (struct rg_grant_req){ addr("192.0.2.77"), 60 * SEC_NS, NULL };
-	assert_int_equal(rg_grant_put_many(g, r + 1, 1, RG_ORIGIN_CLI, RG_SERVICE_NONE, NULL, NULL), 0);
-	assert_int_equal(rg_grant_put_many(g, r, 1, RG_ORIGIN_CLI, RG_SERVICE_NONE, NULL, NULL), -EINVAL);
+	assert_int_equal(rg_grant_put_many(g, r + 1, 1, RG_ORIGIN_CLI, RG_SERVICE_NONE, NULL, NULL, NULL), 0);
+	assert_int_equal(rg_grant_put_many(g, r, 1, RG_ORIGIN_CLI, RG_SERVICE_NONE, NULL, NULL, NULL),
+			 -EINVAL);
 	assert_string_equal(g->err, "grant #1: TTL must be more than 0");
 	assert_int_equal(rg_map_count(g->grants_fd), 4);
 }
@@ -399,15 +403,17 @@ static void test_put_many_never_shortens(void **state)
 	struct rg_addr a = addr("192.0.2.50");
 	struct rg_grant_req r = { a, 60 * SEC_NS, NULL };
 	struct rg_grant before, v;
-	size_t created, renewed;
+	size_t created, renewed, kept;
 
 	NEED_ROOT();
 	assert_int_equal(rg_grant_put(g, &a, 7200 * SEC_NS, "alice", RG_ORIGIN_LOG, RG_SERVICE_IMAP, NULL), 0);
 	assert_int_equal(rg_grant_get(g, &a, &before), 0);
 
-	assert_int_equal(rg_grant_put_many(g, &r, 1, RG_ORIGIN_CLI, RG_SERVICE_NONE, &created, &renewed), 0);
+	assert_int_equal(rg_grant_put_many(g, &r, 1, RG_ORIGIN_CLI, RG_SERVICE_NONE, &created, &renewed,
+					   &kept), 0);
 	assert_int_equal(created, 0);
-	assert_int_equal(renewed, 1);
+	assert_int_equal(renewed, 0);
+	assert_int_equal(kept, 1);          /* 1 min asked, 2 h held: kept */
 	assert_int_equal(rg_grant_get(g, &a, &v), 0);
 	assert_int_equal(v.expires, before.expires);   /* a shorter TTL keeps it */
 	assert_string_equal(v.user, "alice");
@@ -415,7 +421,7 @@ static void test_put_many_never_shortens(void **state)
 
 	r.ttl_ns = 3 * 3600 * SEC_NS;
 	r.user = "bob";
-	assert_int_equal(rg_grant_put_many(g, &r, 1, RG_ORIGIN_CLI, RG_SERVICE_NONE, NULL, NULL), 0);
+	assert_int_equal(rg_grant_put_many(g, &r, 1, RG_ORIGIN_CLI, RG_SERVICE_NONE, NULL, NULL, NULL), 0);
 	assert_int_equal(rg_grant_get(g, &a, &v), 0);
 	assert_true(v.expires > before.expires + 3000 * SEC_NS);
 	assert_string_equal(v.user, "bob");
@@ -430,7 +436,7 @@ static void test_put_many_full_changes_nothing(void **state)
 	size_t created;
 
 	NEED_ROOT();
-	assert_int_equal(rg_grant_put_many(g, r, 600, RG_ORIGIN_CLI, RG_SERVICE_NONE, &created, NULL), 0);
+	assert_int_equal(rg_grant_put_many(g, r, 600, RG_ORIGIN_CLI, RG_SERVICE_NONE, &created, NULL, NULL), 0);
 	assert_int_equal(created, 600);
 	free(r);
 	before = snapshot(g);
@@ -438,7 +444,7 @@ static void test_put_many_full_changes_nothing(void **state)
 
 	/* 500 new and 100 renewals with a longer TTL and a new user. */
 	r = reqs(500, 600, 7200, "new");
-	assert_int_equal(rg_grant_put_many(g, r, 600, RG_ORIGIN_CLI, RG_SERVICE_NONE, &created, NULL), -E2BIG);
+	assert_int_equal(rg_grant_put_many(g, r, 600, RG_ORIGIN_CLI, RG_SERVICE_NONE, &created, NULL, NULL), -E2BIG);
 	assert_string_equal(g->err, "grant map full (max 1024): raise [grants] max");
 	after = snapshot(g);
 	snap_equal(before, after);
@@ -483,13 +489,13 @@ static void test_put_many_near_full_all_or_nothing(void **state)
 	 * would). */
 	sched_getaffinity(0, sizeof(all), &all);
 	on_cpu(&all, 0);
-	assert_int_equal(rg_grant_put_many(g, r, 100, RG_ORIGIN_CLI, RG_SERVICE_NONE, NULL, NULL), 0);
+	assert_int_equal(rg_grant_put_many(g, r, 100, RG_ORIGIN_CLI, RG_SERVICE_NONE, NULL, NULL, NULL), 0);
 	free(r);
 	before = snapshot(g);
 	/* 50 renewals and 850 new: 950 of 1024. */
 	r = reqs(50, 900, 7200, "new");
 	on_cpu(&all, 1);
-	rc = rg_grant_put_many(g, r, 900, RG_ORIGIN_CLI, RG_SERVICE_NONE, NULL, NULL);
+	rc = rg_grant_put_many(g, r, 900, RG_ORIGIN_CLI, RG_SERVICE_NONE, NULL, NULL, NULL);
 	sched_setaffinity(0, sizeof(all), &all);
 	after = snapshot(g);
 	if (rc == 0) {
@@ -524,7 +530,7 @@ static void test_put_many_covers_summary(void **state)
 	r[0] = (struct rg_grant_req){ addr("203.0.113.9"), 60 * SEC_NS, NULL };
 	r[1] = (struct rg_grant_req){ addr("198.18.7.7"), 60 * SEC_NS, NULL };
 	r[2] = (struct rg_grant_req){ addr("2001:db8:77::1"), 60 * SEC_NS, NULL };
-	assert_int_equal(rg_grant_put_many(g, r, 3, RG_ORIGIN_CLI, RG_SERVICE_NONE, NULL, NULL), 0);
+	assert_int_equal(rg_grant_put_many(g, r, 3, RG_ORIGIN_CLI, RG_SERVICE_NONE, NULL, NULL, NULL), 0);
 	assert_int_not_equal(g->sum->v4[(203 << 8) | 0], 0);
 	assert_int_not_equal(g->sum->v4[(198 << 8) | 18], 0);
 	assert_int_not_equal(g->sum->v6[rg_sum_slot6(0x20010db8)], 0);
@@ -605,7 +611,7 @@ static void test_foreach_batch(void **state)
 	size_t i;
 
 	NEED_ROOT();
-	assert_int_equal(rg_grant_put_many(g, r, 1000, RG_ORIGIN_CLI, RG_SERVICE_NONE, NULL, NULL), 0);
+	assert_int_equal(rg_grant_put_many(g, r, 1000, RG_ORIGIN_CLI, RG_SERVICE_NONE, NULL, NULL, NULL), 0);
 	s = snapshot(g);
 	assert_int_equal(s->n, 1000);
 	for (i = 0; i < s->n; i++) {
