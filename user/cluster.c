@@ -131,9 +131,15 @@ static const char *take_entry(const char *line, size_t len, const struct rg_stat
 		e->d = st.denies[0].v;
 	}
 	rg_state_free(&st);
-	/* No host makes such a key from a login, as none takes one in. */
-	if (!why && rg_addr_not_client(&e->key) != RG_CLIENT_OK)
-		why = rg_not_client_str(rg_addr_not_client(&e->key));
+	/* No host makes such a key from a login, as none takes one in; but
+	 * "::" is also the /64 (or shorter) key of ::1, a login from IPv6
+	 * loopback (webmail on the host), so that one is let through. */
+	if (!why) {
+		enum rg_not_client k = rg_addr_not_client(&e->key);
+
+		if (k != RG_CLIENT_OK && k != RG_NOT_CLIENT_UNSPEC6)
+			why = rg_not_client_str(k);
+	}
 	return why ? why : take_plen(e, plen);
 }
 

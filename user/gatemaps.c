@@ -1679,15 +1679,16 @@ int rg_trust_foreach(struct rg_gate *g, int (*cb)(const struct rg_cidr *, void *
 	rc = trust_collect(g, &have, &n);
 	if (rc)
 		return rc;
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n && !rc; i++) {
 		struct rg_cidr c;
 
 		key_to_cidr(&have[i], &c);
-		if (cb(&c, ctx))
-			break;
+		rc = cb(&c, ctx);
 	}
 	free(have);
-	return 0;
+	if (rc < 0)
+		gfail(g, rc, "trusted subnets: %s", strerror(-rc));
+	return rc;
 }
 
 /* -------------------------------------------------- trusted interfaces */
@@ -2764,21 +2765,31 @@ int rg_gate_daemon_lock(const char *pin_dir, char *err, size_t errlen)
 		return rc;
 	if (pin_path(path, sizeof(path), pin_dir, "", RG_PIN_DAEMON_LOCK))
 		return fail(err, errlen, -ENAMETOOLONG, "pin dir '%s': bad path", pin_dir);
-	if (mkdir(path, 0700) && errno != EEXIST)
-		return fail(err, errlen, -errno, "%s: %s", path, strerror(errno));
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return fail(err, errlen, -errno, "%s: %s", path, strerror(errno));
-	if (flock(fd, LOCK_EX | LOCK_NB)) {
-		rc = -errno;
+	for (int tries = 0;; tries++) {
+		struct stat a, b;
+
+		if (mkdir(path, 0700) && errno != EEXIST)
+			return fail(err, errlen, -errno, "%s: %s", path, strerror(errno));
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			return fail(err, errlen, -errno, "%s: %s", path, strerror(errno));
+		if (flock(fd, LOCK_EX | LOCK_NB)) {
+			rc = -errno;
+			close(fd);
+			if (rc == -EWOULDBLOCK)
+				return fail(err, errlen, rc,
+					    "pin dir %s: another relaygated manages this gate; stop it first, or give this one a [gate] pin_dir of its own",
+					    pin_dir);
+			return fail(err, errlen, rc, "%s: lock: %s", path, strerror(-rc));
+		}
+		/* Still the directory at path (a purge may have removed the
+		 * one we opened, and another daemon made a new one)? */
+		if (!fstat(fd, &a) && !stat(path, &b) && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+			return fd;
 		close(fd);
-		if (rc == -EWOULDBLOCK)
-			return fail(err, errlen, rc,
-				    "pin dir %s: another relaygated manages this gate; stop it first, or give this one a [gate] pin_dir of its own",
-				    pin_dir);
-		return fail(err, errlen, rc, "%s: lock: %s", path, strerror(-rc));
+		if (tries == 3)
+			return fail(err, errlen, -EAGAIN, "%s: removed while locking; try again", path);
 	}
-	return fd;
 }
 
 int rg_gate_create(const char *pin_dir, const struct rg_load_opts *o, char *err, size_t errlen)

@@ -113,7 +113,8 @@ int rg_trust_del(struct rg_gate *g, const struct rg_cidr *c, size_t n);
 /* Replace the whole trusted set (reload): add the new first, then delete
  * what is gone, so no client trusted before and after is ever dropped. */
 int rg_trust_replace(struct rg_gate *g, const struct rg_cidr *c, size_t n);
-/* Calls cb for each entry; stops early when cb returns non-zero. */
+/* Calls cb for each entry; stops early when cb returns non-zero, and
+ * returns that (a negative errno is also put in g->err), else 0. */
 int rg_trust_foreach(struct rg_gate *g, int (*cb)(const struct rg_cidr *, void *), void *ctx);
 
 /* Trusted interfaces by ifindex. */

@@ -302,6 +302,9 @@ static void test_rejects(void **state)
 		rg_not_client_str(RG_NOT_CLIENT_RESERVED4));
 	msg_bad("relaygate-cluster 1 " ID " h 64 grant ff02:: 1700001000 1699999000 log pop3 a",
 		rg_not_client_str(RG_NOT_CLIENT_MCAST6));
+	/* but "::" is the /64 key of a login from ::1 */
+	snprintf(msg, sizeof(msg), "relaygate-cluster 1 " ID " h 64 grant :: 1700001000 1699999000 log pop3 a");
+	assert_null(rg_cluster_msg_parse(msg, strlen(msg), &whole, id, &e));
 	msg_bad("relaygate-cluster 1 " ID " h 32 deny 192.0.2.0/24 1700001000 0 log 1",
 		"not an IPv4 or IPv6 address");
 	msg_bad("relaygate-cluster 1 " ID " h 32 deny 192.0.2.1 1700001000 0 log 1\n",
