@@ -388,14 +388,19 @@ struct ctl_bucket {
 	uint64_t mtokens;            /* tokens * 1000 */
 };
 
+/* The socket's group: members may send (resolve_group()). */
+struct ctl_group {
+	bool have_gid;               /* false: root only */
+	gid_t gid;
+	char name[64];
+};
+
 struct rg_control {
 	int ep, lfd, tfd;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	dev_t dev;
 	ino_t ino;
-	bool have_gid;
-	gid_t gid;
-	char group[64];
+	struct ctl_group grp;        /* who may send besides root */
 	unsigned rate, burst, max_clients, idle_ms;
 	char source[64];
 	rg_control_event_fn cb;
@@ -456,19 +461,19 @@ static bool peer_allowed(const struct rg_control *c, int fd, const struct ucred 
 
 	if (cr->uid == 0)
 		return true;
-	if (!c->have_gid)
+	if (!c->grp.have_gid)
 		return false;
-	if (cr->gid == c->gid)
+	if (cr->gid == c->grp.gid)
 		return true;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) == 0 &&
-	    gid_in(c->gid, groups, (int)(glen / sizeof(gid_t))))
+	    gid_in(c->grp.gid, groups, (int)(glen / sizeof(gid_t))))
 		return true;
 	if (getpwuid_r(cr->uid, &pw, pwbuf, sizeof(pwbuf), &pwp) != 0 || !pwp)
 		return false;
 	n = sizeof(groups) / sizeof(groups[0]);
 	if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &n) < 0)
 		n = sizeof(groups) / sizeof(groups[0]);   /* truncated list: use what we got */
-	return gid_in(c->gid, groups, n);
+	return gid_in(c->grp.gid, groups, n);
 }
 
 /* Token bucket per uid; true when the event may pass. */
@@ -718,7 +723,7 @@ static void ctl_accept(struct rg_control *c)
 		if (!peer_allowed(c, fd, &cr)) {
 			CTL_INC(c, refused);
 			ctl_warn(c, "refused uid %u pid %d: not root nor in group %s",
-				 (unsigned)cr.uid, (int)cr.pid, c->have_gid ? c->group : "(none)");
+				 (unsigned)cr.uid, (int)cr.pid, c->grp.have_gid ? c->grp.name : "(none)");
 			ctl_refuse(fd, "ERR permission denied\n");
 			continue;
 		}
@@ -895,7 +900,7 @@ static int make_parent(const char *path, char *err, size_t errlen)
 	return 0;
 }
 
-static int resolve_group(struct rg_control *c, const char *group, char *err, size_t errlen)
+static int resolve_group(struct ctl_group *g, const char *group, char *err, size_t errlen)
 {
 	struct group gr, *grp = NULL;
 	char buf[8192];
@@ -903,20 +908,20 @@ static int resolve_group(struct rg_control *c, const char *group, char *err, siz
 	unsigned long v;
 	int r;
 
-	snprintf(c->group, sizeof(c->group), "%s", group);
+	snprintf(g->name, sizeof(g->name), "%s", group);
 	if (!*group)
 		return 0;
 	r = getgrnam_r(group, &gr, buf, sizeof(buf), &grp);
 	if (r == 0 && grp) {
-		c->gid = grp->gr_gid;
-		c->have_gid = true;
+		g->gid = grp->gr_gid;
+		g->have_gid = true;
 		return 0;
 	}
 	errno = 0;
 	v = strtoul(group, &end, 10);
 	if (*group >= '0' && *group <= '9' && !*end && !errno && v < (gid_t)-1) {
-		c->gid = (gid_t)v;
-		c->have_gid = true;
+		g->gid = (gid_t)v;
+		g->have_gid = true;
 		return 0;
 	}
 	snprintf(err, errlen,
@@ -927,16 +932,13 @@ static int resolve_group(struct rg_control *c, const char *group, char *err, siz
 
 int rg_control_set_group(struct rg_control *c, const char *group, char *err, size_t errlen)
 {
-	struct rg_control t = { 0 };
+	struct ctl_group g = { 0 };
 	int r;
 
-	r = resolve_group(&t, group ? group : "", err, errlen);
-	if (r)
-		return r;
-	c->have_gid = t.have_gid;
-	c->gid = t.gid;
-	memcpy(c->group, t.group, sizeof(c->group));
-	return 0;
+	r = resolve_group(&g, group ? group : "", err, errlen);
+	if (!r)
+		c->grp = g;
+	return r;
 }
 
 /* A socket file left by a dead daemon is removed; a live one is an error. */
@@ -1016,7 +1018,7 @@ int rg_control_open(struct rg_control **out, const struct rg_control_opts *o,
 	snprintf(c->path, sizeof(c->path), "%s", path);
 	strcpy(sun.sun_path, path);
 
-	r = resolve_group(c, o && o->group ? o->group : RG_CONTROL_GROUP_DEFAULT, err, errlen);
+	r = resolve_group(&c->grp, o && o->group ? o->group : RG_CONTROL_GROUP_DEFAULT, err, errlen);
 	if (r < 0)
 		goto fail;
 	r = make_parent(path, err, errlen);
@@ -1035,9 +1037,9 @@ int rg_control_open(struct rg_control **out, const struct rg_control_opts *o,
 	/* Peers are checked with SO_PEERCRED at accept, so the moment between
 	 * bind and chmod (umask mode) opens nothing: mode and group are a second
 	 * fence, not the only one. */
-	if (c->have_gid && chown(path, (uid_t)-1, c->gid) < 0) {
+	if (c->grp.have_gid && chown(path, (uid_t)-1, c->grp.gid) < 0) {
 		r = -errno;
-		snprintf(err, errlen, "control socket %s: chown to group %s: %s", path, c->group,
+		snprintf(err, errlen, "control socket %s: chown to group %s: %s", path, c->grp.name,
 			 strerror(errno));
 		goto fail_unlink;
 	}
