@@ -469,15 +469,12 @@ static bool boot_id_ok(const char *s, size_t n)
  * NUL-terminated): NULL when taken into st->maps, else why not. */
 static const char *parse_maps(char *line, struct rg_state *st)
 {
-	char *f[6], *save = NULL, *tok;
+	char *f[5];
 	uint64_t g, d, p4, p6;
-	int n = 0;
+	int n = split(line + 5, f, 5);
 
-	for (tok = strtok_r(line + 5, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-		if (n == 5)
-			return "maps: too many fields";
-		f[n++] = tok;
-	}
+	if (n > 5)
+		return "maps: too many fields";
 	if (n != 5)
 		return "maps: expected BOOT_ID GRANTS_ID DENIES_ID V4_PREFIX V6_PREFIX";
 	if (!boot_id_ok(f[0], strlen(f[0])))
