@@ -359,11 +359,18 @@ static int config_put(int cfd, struct rg_summary *s, const struct rg_config *c)
 {
 	__u32 zero = 0;
 	bool fast = rg_sum_fast_ok(c);
+	struct rg_config cur;
+	int rc;
 
 	if (!fast)
 		summary_hint(s, RG_SUM_FAST, false);
-	if (bpf_map_update_elem(cfd, &zero, c, BPF_ANY))
-		return -errno;
+	if (bpf_map_update_elem(cfd, &zero, c, BPF_ANY)) {
+		rc = -errno;
+		/* the config stays as it was: so does its hint */
+		if (!fast && !bpf_map_lookup_elem(cfd, &zero, &cur))
+			summary_hint(s, RG_SUM_FAST, rg_sum_fast_ok(&cur));
+		return rc;
+	}
 	if (fast)
 		summary_hint(s, RG_SUM_FAST, true);
 	return 0;

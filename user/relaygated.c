@@ -1071,12 +1071,15 @@ static void *grow(void *v, size_t *cap, size_t n, size_t size)
 }
 
 /* What the pinned maps hold of what apply_maps changes and puts back on a
- * failure: the ports and the trusted subnets. */
+ * failure at start: the ports, the trusted subnets and the trusted
+ * interfaces. */
 struct maps_was {
 	uint16_t *ports;
 	size_t nports;
 	struct rg_cidr *subnets;
 	size_t nsubnets, cap;
+	unsigned *ifaces;
+	size_t nifaces;
 };
 
 static int was_add_subnet(const struct rg_cidr *c, void *ctx)
@@ -1095,6 +1098,7 @@ static void maps_was_free(struct maps_was *w)
 {
 	free(w->ports);
 	free(w->subnets);
+	free(w->ifaces);
 	memset(w, 0, sizeof(*w));
 }
 
@@ -1112,6 +1116,14 @@ static int maps_was_read(struct daemon *d, struct maps_was *w)
 		w->nports = (size_t)r;
 		r = rg_trust_foreach(&d->gate, was_add_subnet, w);
 	}
+	if (!r) {
+		w->ifaces = calloc(RG_TIFACE_MAX, sizeof(*w->ifaces));
+		r = w->ifaces ? rg_tiface_list(&d->gate, w->ifaces, RG_TIFACE_MAX) : -ENOMEM;
+		if (r >= 0) {
+			w->nifaces = (size_t)r;
+			r = 0;
+		}
+	}
 	if (r == -ENOMEM)
 		snprintf(d->gate.err, sizeof(d->gate.err), "reading the maps: out of memory");
 	if (r)
@@ -1124,8 +1136,7 @@ static int maps_was_read(struct daemon *d, struct maps_was *w)
  * then reject mode and prefixes (last: a prefix change moves the grants,
  * which is not taken back). On a failure the earlier steps are taken back,
  * best effort, and the error is in err: to old, on a reload; at start,
- * where there is no old config, to the ports and subnets the pinned maps
- * held (the trusted interfaces are the one step not taken back there).
+ * where there is no old config, to what the pinned maps held.
  */
 static int apply_maps(struct daemon *d, const struct rg_config_file *c,
 		      const struct rg_config_file *old, char *err, size_t errlen)
@@ -1161,8 +1172,14 @@ static int apply_maps(struct daemon *d, const struct rg_config_file *c,
 	goto out;
 fail:
 	snprintf(err, errlen, "%s", d->gate.err);
-	if (step >= 3 && old)
+	if (step >= 3 && old) {
 		apply_tiface(d, old, false);
+	} else if (step >= 3) {
+		rg_tiface_replace(&d->gate, was.ifaces, was.nifaces);
+		free(d->tiface);        /* what apply_tiface recorded is gone */
+		d->tiface = NULL;
+		d->ntiface = 0;
+	}
 	if (step >= 2)
 		rg_trust_replace(&d->gate, was.subnets, was.nsubnets);
 	if (step >= 1)
@@ -3082,16 +3099,19 @@ static int start(struct daemon *d, struct rg_config_file *cfg)
 	if (rg_map_max_entries(d->gate.grants_fd) != (long)cfg->grants.max)
 		rg_warn("[grants] max %u: the pinned grant map holds %ld (sizes apply when the maps are made anew)",
 			cfg->grants.max, rg_map_max_entries(d->gate.grants_fd));
-	if (apply_maps(d, cfg, NULL, err, sizeof(err))) {
-		startup_error(d, "%s", err);
-		goto fail_attached;
-	}
+	/* Before apply_maps: once the maps hold this config, nothing below
+	 * fails, so a start that fails leaves them as it found them. */
 	grants_conf(cfg, &gc);
 	{
 		struct rg_grants *gr;
 
 		if (rg_grants_new(&gr, &d->gate, &gc, err, sizeof(err))) {
 			startup_error(d, "%s", err);
+			goto fail_attached;
+		}
+		if (apply_maps(d, cfg, NULL, err, sizeof(err))) {
+			startup_error(d, "%s", err);
+			rg_grants_free(gr);
 			goto fail_attached;
 		}
 		pthread_mutex_lock(&d->lock);

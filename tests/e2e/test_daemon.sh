@@ -639,6 +639,37 @@ check "... the /24 keys of the state file are not restored, and it says so" \
 check_not "... no grant for 198.18.6.0" has_grant 198.18.6.0
 check_eq "... the IPv6 grants are restored ($n6)" "$n6" "$(ctl --json grant list | jq '[.[] | select(.address | contains(":"))] | length')"
 
+# --- a start that fails once the config is checked leaves the maps ---------
+# The gate config map frozen (no syscall writes: bpftool map freeze) makes
+# the last step of applying a config fail. A config that adds a subnet and
+# changes ports and reject mode must then leave none of that behind; one
+# that also trusts the gate's own interface must not leave it trusted
+# (that would open the gate to everyone on it).
+stop_daemon TERM
+check_eq "the summary's fast-drop hint is on" true "$(summary fast_drop)"
+check "bpftool map freeze of rg_config (a start's last map write will fail)" \
+	bpftool map freeze pinned "$LAB_PIN/rg_config"
+conf "$LAB_TRUST4 $LAB_TRUST6 198.18.99.0/24" | sed -e "s|^ports = .*|ports = 25|" \
+	-e "s|^mode = xdp|mode = xdp\nreject = rst|" >"$T/frozen.conf"
+out=$(timeout 20 nsenter --net="/run/netns/$LAB_MAIL" "$DAEMON" -c "$T/frozen.conf" --foreground 2>&1); rc=$?
+check_eq "a start whose gate config write fails: exit 1" 1 "$rc"
+check "... saying which map refused" grep -q "writing rg_config: Operation not permitted" <<<"$out"
+check_eq "... the trusted subnets are the old ones" "$LAB_TRUST4 $LAB_TRUST6" "$(trust_list)"
+check_eq "... the ports are the old ones" "465 587" "$(ctl ports list | tr '\n' ' ' | sed 's/ $//')"
+check_eq "... the reject mode is the old one" drop "$(ctl --json status | jq -r .config.reject)"
+check_eq "... and so is the summary's fast-drop hint" true "$(summary fast_drop)"
+sed -i "s|^\[trust\]|[trust]\ninterface = $LAB_IF|" "$T/frozen.conf"
+out=$(timeout 20 nsenter --net="/run/netns/$LAB_MAIL" "$DAEMON" -c "$T/frozen.conf" --foreground 2>&1); rc=$?
+check_eq "the same start trusting $LAB_IF as well: exit 1" 1 "$rc"
+check_eq "... no interface is left trusted" "" "$(ctl trust-iface list)"
+# (a trusted interface passes before the deny list is read)
+lab_try "$LAB_CLIENT" "$LAB_MAIL4" 587 "$LAB_CONNECT_TMO" "$MALLORY"
+check_eq "... the denied client is still dropped on $LAB_IF" timeout "$LAB_RESULT"
+# The frozen map goes with the pins; the gate starts afresh.
+ctl detach "$LAB_IF" >/dev/null
+rm -rf "$LAB_PIN"
+if start_daemon; then ok "start with fresh maps"; else not_ok "start with fresh maps"; tail -20 "$DLOG" | sed 's/^/#   /'; t_done; fi
+
 check "detach while the daemon runs" ctl detach "$LAB_IF"
 stop_daemon TERM
 check_eq "final SIGTERM: exit 0" 0 "$DRC"
