@@ -50,6 +50,7 @@
 #include <bpf/libbpf.h>
 
 #include "relaygate.h"
+#include "gatemaps.h"
 #include "relaygate.skel.h"
 #include "pkt.h"
 #include "entries.h"
@@ -486,26 +487,33 @@ static void set_flags(const struct prog *p)
 			(rg_sum_fast_ok(&c) ? RG_SUM_FAST : 0);
 }
 
-static uint32_t top32(const uint8_t *a)
-{
-	return (uint32_t)a[0] << 24 | (uint32_t)a[1] << 16 | (uint32_t)a[2] << 8 | a[3];
-}
-
-/* The summary slots of the entries (every prefix here is /16 or longer for
- * IPv4 and /32 or longer for IPv6: one slot each). */
+/* The summary of the entries, as relaygate's userspace marks it. */
 static void summary_fill(const struct entries *e, uint32_t N)
 {
+	struct rg_addr a;
 	uint32_t i;
 
 	for (i = 0; i < N; i++) {
-		sum_map->v4[rg_sum_slot4(top32(e->t4[i].addr))] = 1;
-		sum_map->v6[rg_sum_slot6(top32(e->t6[i].addr))] = 1;
-		if (e->gk[i].family == RG_AF_INET)
-			sum_map->v4[rg_sum_slot4(top32(e->gk[i].addr))] = 1;
-		else
-			sum_map->v6[rg_sum_slot6(top32(e->gk[i].addr))] = 1;
+		memset(&a, 0, sizeof(a));
+		a.family = RG_AF_INET;
+		memcpy(a.addr, e->t4[i].addr, 4);
+		rg_summary_cover(sum_map, &a, e->t4[i].prefixlen);
+		memset(&a, 0, sizeof(a));
+		a.family = RG_AF_INET6;
+		memcpy(a.addr, e->t6[i].addr, 16);
+		rg_summary_cover(sum_map, &a, e->t6[i].prefixlen);
+		rg_summary_cover(sum_map, &e->gk[i], e->gk[i].family == RG_AF_INET ? 32 : 64);
 	}
 	/* the ack4_flow class's source has no entry: its slot stays clear */
+}
+
+/* A rebuild's start: no slot set (the previous N's entries are gone). */
+static void summary_clear(void)
+{
+	memset(sum_map->v4, 0, sizeof(sum_map->v4));
+	memset(sum_map->v6, 0, sizeof(sum_map->v6));
+	memset(sum_map->v4f, 0, sizeof(sum_map->v4f));
+	memset(sum_map->v6f, 0, sizeof(sum_map->v6f));
 }
 
 static int run_once(const struct prog *p, const struct frame *f, uint32_t repeat,
@@ -802,6 +810,7 @@ static void bench_size(uint32_t N, struct prog *progs, int nprogs, int ncpu)
 	load_map(N, "rg_grants", bpf_map__fd(skel->maps.rg_grants), e.gk, sizeof(*e.gk), e.gv,
 		 sizeof(*e.gv), N, true);
 	free(ones);
+	summary_clear();
 	summary_fill(&e, N);
 	{
 		long n4 = count_keys(bpf_map__fd(skel->maps.rg_trust4), sizeof(struct rg_lpm4));

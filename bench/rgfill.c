@@ -172,8 +172,8 @@ static int do_summary(const char *pin, bool on)
 	}
 	if (rg_summary_info(&g, &si))
 		die("%s", g.err);
-	printf("summary=%s v4_slots=%u v6_slots=%u\n", si.on ? "on" : "off", si.v4_slots,
-	       si.v6_slots);
+	printf("summary=%s v4_slots=%u v6_slots=%u v4_fine=%u v6_fine=%u\n", si.on ? "on" : "off",
+	       si.v4_slots, si.v6_slots, si.v4_fine, si.v6_fine);
 	rg_gate_close(&g);
 	return 0;
 }

@@ -206,18 +206,35 @@ static __always_inline void rg_flow_key(struct rg_flow_key *fk, const struct rg_
 	fk->pad[2] = 0;
 }
 
-/* The summary slot of a source whose top 32 bits (host order) are top. */
-static __always_inline __u8 rg_sum_slot(const struct rg_summary *sum, int v6, __u32 top)
+/*
+ * Some entry may match the source (maps/relaygate.h, "The summary"): its
+ * slot is coarse, or fine with its fine bit set. top: the host-order top
+ * 32 bits of the source; next (IPv6): the host-order 16 bits after them.
+ * A clear slot is decided by one load, the common case of a flood.
+ */
+static __always_inline int rg_sum_may(const struct rg_summary *sum, int v6, __u32 top,
+				      __u32 next)
 {
-	if (!v6)
-		return sum->v4[rg_sum_slot4(top) & (RG_SUM_SLOTS - 1)];
-	return sum->v6[rg_sum_slot6(top)];
+	__u32 b;
+	__u8 s;
+
+	s = v6 ? sum->v6[rg_sum_slot6(top)] : sum->v4[rg_sum_slot4(top) & (RG_SUM_SLOTS - 1)];
+	if (!s)
+		return 0;
+	if (s & RG_SUM_COARSE)
+		return 1;
+	if (v6) {
+		b = rg_sum_fine6(top, next);
+		return sum->v6f[b >> 3] & (1U << (b & 7));
+	}
+	b = rg_sum_fine4(top) & (RG_SUM_FINE4_BITS - 1);
+	return sum->v4f[b >> 3] & (1U << (b & 7));
 }
 
-/* The source's summary slot is set: some entry may match it. */
 static __always_inline int rg_sum_hit(const struct rg_summary *sum, const struct rg_addr *src)
 {
-	return rg_sum_slot(sum, src->family != RG_AF_INET, bpf_ntohl(*(const __u32 *)src->addr));
+	return rg_sum_may(sum, src->family != RG_AF_INET, bpf_ntohl(*(const __u32 *)src->addr),
+			  ((__u32)src->addr[4] << 8) | src->addr[5]);
 }
 
 /*
@@ -616,8 +633,9 @@ static __always_inline __u32 rg_rst6(void *data, void *data_end, __u32 l2len, co
  *    (UDP, ICMP, ...; not IPv4 AH nor an IPv6 extension header, behind
  *    which TCP may hide);
  *  - a SYN to a protected port, while the summary is on, no interface is
- *    trusted, the config allows it (RG_SUM_FAST) and the source's slot is
- *    clear, is dropped as unauthorised (RG_FAST_DROP): a flood from
+ *    trusted, the config allows it (RG_SUM_FAST) and no entry may match
+ *    the source (rg_sum_may: its slot clear, or fine with its fine bit
+ *    clear), is dropped as unauthorised (RG_FAST_DROP): a flood from
  *    address blocks without users costs no hash or trie lookup, no
  *    rg_config or rg_ports read and no rg_judge.
  * On the way to a drop it reads rg_summary and rg_stats and nothing else
@@ -642,7 +660,7 @@ static __always_inline int rg_fast(void *ctx, const int tc)
 	void *data, *data_end;
 	struct rg_summary *sum;
 	struct tcphdr *th;
-	__u32 zero = 0, top, port, w;
+	__u32 zero = 0, top, next, port, w;
 	int is6;
 
 	/* First, while nothing but ctx is live across the call. */
@@ -676,6 +694,7 @@ static __always_inline int rg_fast(void *ctx, const int tc)
 			return 0;
 		th = (void *)(iph + 1);
 		top = iph->saddr;
+		next = 0;
 		is6 = 0;
 	} else if (w == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6h = data + sizeof(struct ethhdr);
@@ -693,6 +712,7 @@ static __always_inline int rg_fast(void *ctx, const int tc)
 		if ((void *)(th + 1) > data_end || rg_v4mapped(ip6h->saddr.in6_u.u6_addr32))
 			return 0;
 		top = ip6h->saddr.in6_u.u6_addr32[0];
+		next = ip6h->saddr.in6_u.u6_addr16[2];
 		is6 = 1;
 	} else {
 		return 0;
@@ -710,7 +730,7 @@ static __always_inline int rg_fast(void *ctx, const int tc)
 	if ((*(volatile __u32 *)&sum->hints & (RG_SUM_ON | RG_SUM_NO_TIFACE | RG_SUM_FAST)) !=
 	    (RG_SUM_ON | RG_SUM_NO_TIFACE | RG_SUM_FAST))
 		return 0;
-	if (rg_sum_slot(sum, is6, bpf_ntohl(top)))
+	if (rg_sum_may(sum, is6, bpf_ntohl(top), bpf_ntohs((__u16)next)))
 		return 0;
 
 	rg_count(RG_STAT_DROP_UNAUTH, rg_fast_len(ctx, data, data_end, tc));

@@ -25,8 +25,9 @@
 
 #include <linux/types.h>
 
-#define RG_ABI_VERSION 3   /* 2: rg_summary; empty-map hints moved there.
-                              3: rg_summary: port bytes, RG_SUM_FAST, ev_quiet, 256 KiB */
+#define RG_ABI_VERSION 4   /* 2: rg_summary; empty-map hints moved there.
+                              3: rg_summary: port bytes, RG_SUM_FAST, ev_quiet, 256 KiB
+                              4: rg_summary: the fine level (v4f, v6f), 4 MiB */
 
 /* Map names (= pin names under the pin directory). */
 #define RG_MAP_CONFIG  "rg_config"  /* ARRAY[1] of struct rg_config */
@@ -202,11 +203,19 @@ struct rg_drop_event {
  *
  * v4[] has a slot per IPv4 /16 (the source's top 16 bits), v6[] a slot per
  * fold of an IPv6 source's top 32 bits (rg_sum_slot6). A slot is non-zero
- * when some trusted subnet, grant or deny entry may match a source in it.
- * While RG_SUM_ON is set, a source whose slot is 0 skips the deny, trusted
- * and grant lookups: nothing there can match it. So a flood from address
- * blocks that hold none of your users costs two array loads, not three
- * hash/trie lookups that miss the cache.
+ * when some trusted subnet, grant or deny entry may match a source in it:
+ * RG_SUM_COARSE for an entry wider than the fine level (IPv4 shorter than
+ * /16, IPv6 shorter than /48), RG_SUM_FINE for the others, which also set
+ * their bits in the fine level: v4f[] a bit per IPv4 /24 (an entry of /16
+ * to /23 sets each of its /24s), v6f[] a bit per hash of an IPv6 /48
+ * (rg_sum_fine6). A source may match something when its slot is COARSE,
+ * or FINE and its fine bit is set (rg_sum_may4/6). While RG_SUM_ON is set,
+ * a source that may not skips the deny, trusted and grant lookups: nothing
+ * there can match it. So a flood from address blocks that hold none of
+ * your users costs a few array loads, not three hash/trie lookups that
+ * miss the cache; and the fine level keeps that true for a flood spoofed
+ * from the /16 or IPv6 /32 of your users (a big ISP's), or when entries
+ * are so many or so spread that nearly every slot is set.
  *
  * Userspace keeps it true (user/gatemaps.c): every writer sets the slots
  * an entry covers BEFORE inserting the entry, and clears the hint bit of a
@@ -234,6 +243,12 @@ struct rg_drop_event {
  *    current tick, the straight-line path does not offer events.
  */
 #define RG_SUM_SLOTS      65536
+#define RG_SUM_COARSE     1           /* slot: some entry wider than the fine level */
+#define RG_SUM_FINE       2           /* slot: entries in the fine level */
+#define RG_SUM_FINE4_BITS (1U << 24)  /* v4f: a bit per /24 */
+#define RG_SUM_FINE6_BITS (1U << 23)  /* v6f: a bit per hash of a /48 */
+#define RG_SUM_FINE4_PLEN 16          /* shortest IPv4 prefix in v4f (256 bits) */
+#define RG_SUM_FINE6_PLEN 48          /* shortest IPv6 prefix in v6f (1 bit) */
 #define RG_SUM_ON         (1U << 0)   /* v4[] and v6[] are valid */
 #define RG_SUM_NO_TIFACE  (1U << 1)   /* rg_tiface is empty */
 #define RG_SUM_NO_DENY    (1U << 2)   /* rg_deny is empty */
@@ -246,9 +261,13 @@ struct rg_summary {
 	__u8 ports[65536];       /* by rg_sum_port(): maybe protected */
 	__u8 v4[RG_SUM_SLOTS];
 	__u8 v6[RG_SUM_SLOTS];
-	/* to 256 KiB: a power of two, so the verifier's inlined lookup
-	 * shifts where it would multiply, on the straight-line path */
-	__u8 spare[262144 - 64 - 65536 - 2 * RG_SUM_SLOTS];
+	__u8 v4f[RG_SUM_FINE4_BITS / 8];   /* 2 MiB */
+	__u8 v6f[RG_SUM_FINE6_BITS / 8];   /* 1 MiB */
+	/* to 4 MiB: a power of two, so the verifier's inlined lookup shifts
+	 * where it would multiply, on the straight-line path (and the
+	 * largest value an array map takes, KMALLOC_MAX_SIZE) */
+	__u8 spare[(4 << 20) - 64 - 65536 - 2 * RG_SUM_SLOTS - RG_SUM_FINE4_BITS / 8 -
+		   RG_SUM_FINE6_BITS / 8];
 };
 
 /* The index of a port (host order) in ports[]: the 16-bit value whose
@@ -275,6 +294,15 @@ static inline int rg_sum_fast_ok(const struct rg_config *c)
 static inline __u32 rg_sum_slot4(__u32 top) { return top >> 16; }
 static inline __u32 rg_sum_slot6(__u32 top) { return (top ^ (top >> 16)) & (RG_SUM_SLOTS - 1); }
 
+/* The fine bit of an address: top as above, next the host-order 16 bits
+ * after it (IPv6). IPv6: a multiplicative hash spreads the /32s, and the
+ * /48s of one /32 get distinct bits. */
+static inline __u32 rg_sum_fine4(__u32 top) { return top >> 8; }
+static inline __u32 rg_sum_fine6(__u32 top, __u32 next)
+{
+	return ((top * 0x9e3779b1U) >> 9 ^ (next & 0xffff) << 7) & (RG_SUM_FINE6_BITS - 1);
+}
+
 /* Per-CPU token bucket for drop events. */
 struct rg_evbucket {
 	__u64 window_start;      /* ns */
@@ -293,6 +321,6 @@ _Static_assert(sizeof(struct rg_config) == 32, "rg_config ABI");
 _Static_assert(sizeof(struct rg_counter) == 16, "rg_counter ABI");
 _Static_assert(sizeof(struct rg_drop_event) == 48, "rg_drop_event ABI");
 _Static_assert(sizeof(struct rg_evbucket) == 16, "rg_evbucket ABI");
-_Static_assert(sizeof(struct rg_summary) == 262144, "rg_summary ABI");
+_Static_assert(sizeof(struct rg_summary) == 4 << 20, "rg_summary ABI");
 
 #endif /* RELAYGATE_MAPS_H */

@@ -1060,50 +1060,74 @@ static __u32 addr_top(const struct rg_addr *a)
 	return (__u32)a->addr[0] << 24 | (__u32)a->addr[1] << 16 | (__u32)a->addr[2] << 8 | a->addr[3];
 }
 
-static void slot_set(__u8 *slot)
+/* OR bits into a slot byte (no store when they are there already: most
+ * covers find them set, and the line stays shared between CPUs). */
+static void slot_or(__u8 *slot, __u8 bits)
 {
-	if (!__atomic_load_n(slot, __ATOMIC_RELAXED))
-		__atomic_store_n(slot, 1, __ATOMIC_RELAXED);
+	if ((__atomic_load_n(slot, __ATOMIC_RELAXED) & bits) != bits)
+		__atomic_fetch_or(slot, bits, __ATOMIC_RELAXED);
+}
+
+static void fine_set(__u8 *map, __u32 bit)
+{
+	slot_or(&map[bit >> 3], (__u8)(1U << (bit & 7)));
 }
 
 /*
- * Mark the summary slots that an entry keyed by a (a prefix of plen bits)
- * can match. Every writer calls this BEFORE inserting into rg_trust4/6,
- * rg_grants or rg_deny; the insert's syscall orders the stores before the
- * entry becomes visible.
+ * Mark what an entry keyed by a (a prefix of plen bits) can match: its
+ * fine bits and FINE on its slot, or COARSE on every slot it spans
+ * (maps/relaygate.h, "The summary"). Every writer calls this BEFORE
+ * inserting into rg_trust4/6, rg_grants or rg_deny; the insert's syscall
+ * orders the stores before the entry becomes visible.
  */
-static void summary_cover(struct rg_gate *g, const struct rg_addr *a, unsigned plen)
+void rg_summary_cover(struct rg_summary *s, const struct rg_addr *a, unsigned plen)
 {
-	struct rg_summary *s = g->sum;
 	__u32 top = addr_top(a), span, i;
 
 	if (!s)
 		return;
 	if (a->family == RG_AF_INET) {
-		if (plen >= 16) {
-			slot_set(&s->v4[rg_sum_slot4(top)]);
+		if (plen > 32)
+			plen = 32;
+		if (plen >= RG_SUM_FINE4_PLEN) {
+			/* the /24s it spans: 1 to 256, in one /16 */
+			span = plen >= 24 ? 1 : 1U << (24 - plen);
+			top &= ~0U << (32 - plen);
+			for (i = 0; i < span; i++)
+				fine_set(s->v4f, rg_sum_fine4(top) + i);
+			slot_or(&s->v4[rg_sum_slot4(top)], RG_SUM_FINE);
 			return;
 		}
 		span = 1U << (16 - plen);
 		top = plen ? top & ~((1U << (32 - plen)) - 1) : 0;
 		for (i = 0; i < span; i++)
-			slot_set(&s->v4[rg_sum_slot4(top) + i]);
+			slot_or(&s->v4[rg_sum_slot4(top) + i], RG_SUM_COARSE);
+		return;
+	}
+	if (plen >= RG_SUM_FINE6_PLEN) {
+		fine_set(s->v6f, rg_sum_fine6(top, (__u32)a->addr[4] << 8 | a->addr[5]));
+		slot_or(&s->v6[rg_sum_slot6(top)], RG_SUM_FINE);
 		return;
 	}
 	if (plen >= 32) {
-		slot_set(&s->v6[rg_sum_slot6(top)]);
+		slot_or(&s->v6[rg_sum_slot6(top)], RG_SUM_COARSE);
 		return;
 	}
 	if (plen <= 16) {
 		/* the low 16 bits of top are free: every fold is reachable */
 		for (i = 0; i < RG_SUM_SLOTS; i++)
-			slot_set(&s->v6[i]);
+			slot_or(&s->v6[i], RG_SUM_COARSE);
 		return;
 	}
 	span = 1U << (32 - plen);
 	top &= ~(span - 1);
 	for (i = 0; i < span; i++)
-		slot_set(&s->v6[rg_sum_slot6(top + i)]);
+		slot_or(&s->v6[rg_sum_slot6(top + i)], RG_SUM_COARSE);
+}
+
+static void summary_cover(struct rg_gate *g, const struct rg_addr *a, unsigned plen)
+{
+	rg_summary_cover(g->sum, a, plen);
 }
 
 /* Before inserting into rg_tiface or rg_deny: "look it up". */
@@ -1189,6 +1213,8 @@ int rg_summary_rebuild(struct rg_gate *g)
 	__atomic_store_n(&g->sum->hints, 0, __ATOMIC_SEQ_CST);
 	memset(g->sum->v4, 0, sizeof(g->sum->v4));
 	memset(g->sum->v6, 0, sizeof(g->sum->v6));
+	memset(g->sum->v4f, 0, sizeof(g->sum->v4f));
+	memset(g->sum->v6f, 0, sizeof(g->sum->v6f));
 	if (map_empty(g->tiface_fd, sizeof(__u32)))
 		hints |= RG_SUM_NO_TIFACE;
 	if (map_empty(g->deny_fd, sizeof(struct rg_addr)))
@@ -1220,6 +1246,10 @@ int rg_summary_info(struct rg_gate *g, struct rg_summary_info *out)
 		out->v4_slots += !!g->sum->v4[i];
 		out->v6_slots += !!g->sum->v6[i];
 	}
+	for (i = 0; i < sizeof(g->sum->v4f); i++)
+		out->v4_fine += (unsigned)__builtin_popcount(g->sum->v4f[i]);
+	for (i = 0; i < sizeof(g->sum->v6f); i++)
+		out->v6_fine += (unsigned)__builtin_popcount(g->sum->v6f[i]);
 	return 0;
 }
 

@@ -173,8 +173,12 @@ struct rg_summary_info {
 	bool on, no_tiface, no_deny;
 	bool fast;                       /* RG_SUM_FAST: the config allows the straight-line drop */
 	unsigned v4_slots, v6_slots;     /* slots set */
+	unsigned v4_fine, v6_fine;       /* fine bits set */
 };
 int rg_summary_rebuild(struct rg_gate *g);
+/* Mark in s what an entry keyed by a (plen bits) can match (gatemaps.c;
+ * exported for the benchmarks, which fill a summary of their own). */
+void rg_summary_cover(struct rg_summary *s, const struct rg_addr *a, unsigned plen);
 int rg_summary_info(struct rg_gate *g, struct rg_summary_info *out);
 /* Non-blocking rg_gate_lock: -EWOULDBLOCK when someone holds it. */
 int rg_gate_trylock(struct rg_gate *g);

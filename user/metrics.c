@@ -240,6 +240,10 @@ int rg_metrics_render_gate(struct rg_mbuf *b, struct rg_gate *g)
 				 "Summary slots (of 65536 per family) that hold entries.");
 		rg_metric_u64_l1(b, "relaygate_summary_slots", "family", "ipv4", si.v4_slots);
 		rg_metric_u64_l1(b, "relaygate_summary_slots", "family", "ipv6", si.v6_slots);
+		rg_metric_family(b, "relaygate_summary_fine_bits", "gauge",
+				 "Bits of the summary's fine level that hold entries (IPv4: per /24; IPv6: per hashed /48).");
+		rg_metric_u64_l1(b, "relaygate_summary_fine_bits", "family", "ipv4", si.v4_fine);
+		rg_metric_u64_l1(b, "relaygate_summary_fine_bits", "family", "ipv6", si.v6_fine);
 		rg_metric_one(b, "relaygate_summary_fast_drop", "gauge",
 			      "1 while unauthorised SYNs from empty slots are dropped on the straight-line path.",
 			      si.on && si.no_tiface && si.fast);

@@ -676,8 +676,9 @@ static int do_status(int argc, char **argv)
 			printf("%s\"%s\":{\"entries\":%ld,\"max_entries\":%ld}", i ? "," : "",
 			       fill[i].name, fill[i].entries, fill[i].max);
 		printf("},\"summary\":{\"on\":%s,\"ipv4_slots\":%u,\"ipv6_slots\":%u,"
+		       "\"ipv4_fine\":%u,\"ipv6_fine\":%u,"
 		       "\"tiface_empty\":%s,\"deny_empty\":%s,\"fast_drop\":%s}",
-		       sum.on ? "true" : "false", sum.v4_slots, sum.v6_slots,
+		       sum.on ? "true" : "false", sum.v4_slots, sum.v6_slots, sum.v4_fine, sum.v6_fine,
 		       sum.no_tiface ? "true" : "false", sum.no_deny ? "true" : "false",
 		       sum.on && sum.no_tiface && sum.fast ? "true" : "false");
 		printf(",\"counters\":{");
@@ -729,8 +730,8 @@ static int do_status(int argc, char **argv)
 		tbl_print(&t, "  ");
 		tbl_free(&t);
 		if (sum.on)
-			printf("summary:    on: %u of 65536 IPv4 /16 slots and %u of 65536 IPv6 slots hold entries%s%s; straight-line drop %s\n",
-			       sum.v4_slots, sum.v6_slots,
+			printf("summary:    on: %u of 65536 IPv4 /16 slots (%u /24 bits) and %u of 65536 IPv6 slots (%u /48 bits) hold entries%s%s; straight-line drop %s\n",
+			       sum.v4_slots, sum.v4_fine, sum.v6_slots, sum.v6_fine,
 			       sum.no_tiface ? "; no trusted interface" : "",
 			       sum.no_deny ? "; no deny" : "",
 			       !sum.no_tiface ? "off (a trusted interface)" :

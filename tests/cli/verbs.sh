@@ -141,6 +141,7 @@ check "stats --prometheus: side counters, the summary and the attachment" bash -
 	grep -Eq "^relaygate_drop_events_lost_total [0-9]+$" <<<"$1" &&
 	grep -Eq "^relaygate_summary_on [01]$" <<<"$1" &&
 	grep -Eq "^relaygate_summary_slots\{family=\"ipv4\"\} [1-9][0-9]*$" <<<"$1" &&
+	grep -Eq "^relaygate_summary_fine_bits\{family=\"ipv4\"\} [1-9][0-9]*$" <<<"$1" &&
 	grep -Eq "^relaygate_summary_fast_drop [01]$" <<<"$1" &&
 	grep -qx "relaygate_attached{interface=\"v0\",mode=\"xdp\"} 1" <<<"$1"' _ "$prom"
 check_eq "stats --prometheus: each family's HELP once" "" "$(grep '^# HELP' <<<"$prom" | sort | uniq -d)"

@@ -56,6 +56,10 @@ struct harness {
 	struct rg_summary *sum;
 	size_t sum_len;
 	bool summary;
+	/* rg_config's grant prefixes, as last written: grants and denies
+	 * cover what a key of that prefix can match (no less than a slot:
+	 * a shorter one the program does not trust the summary with) */
+	uint32_t p4, p6;
 };
 
 struct h_result {
@@ -180,31 +184,49 @@ static inline int h_open(struct harness *h)
 }
 
 /*
- * The summary slots an entry covers, computed the plain way (a reference
- * for user/gatemaps.c, not a copy): an IPv4 slot is a /16 block, set when
- * the prefix and the block overlap; an IPv6 prefix of /32 or longer sets
- * its one fold, a shorter one every IPv6 slot.
+ * The summary slots and fine bits an entry covers, computed the plain way
+ * (a reference for user/gatemaps.c, not a copy). IPv4: an entry of /16 or
+ * longer sets the bit of every /24 that overlaps it, and FINE on its /16
+ * slot; a shorter one sets COARSE on every /16 slot that overlaps it.
+ * IPv6: /48 or longer sets the bit of its /48 and FINE on its slot; /32
+ * to /47 sets COARSE on its slot; a shorter one COARSE on every slot.
  */
 static inline void h_cover(struct harness *h, int family, const uint8_t *addr, unsigned plen)
 {
 	uint32_t top = (uint32_t)addr[0] << 24 | (uint32_t)addr[1] << 16 |
 		       (uint32_t)addr[2] << 8 | addr[3];
-	unsigned s;
+	uint32_t s, b;
 
 	if (!h->summary || !h->sum)
 		return;
 	if (family == RG_AF_INET) {
+		if (plen >= 16) {
+			for (s = 0; s < 256; s++) {
+				b = (top >> 16) << 8 | s;       /* a /24 of top's /16 */
+				if (plen <= 24 ? s >> (24 - plen) == (top >> 8 & 0xff) >> (24 - plen) :
+				    b == top >> 8)
+					h->sum->v4f[b / 8] |= (uint8_t)(1 << (b % 8));
+			}
+			h->sum->v4[top >> 16] |= RG_SUM_FINE;
+			return;
+		}
 		for (s = 0; s < RG_SUM_SLOTS; s++)
-			if (plen >= 16 ? s == top >> 16 :
-			    !plen || s >> (16 - plen) == top >> (32 - plen))
-				h->sum->v4[s] = 1;
+			if (!plen || s >> (16 - plen) == top >> (32 - plen))
+				h->sum->v4[s] |= RG_SUM_COARSE;
+		return;
+	}
+	if (plen >= 48) {
+		b = rg_sum_fine6(top, (uint32_t)addr[4] << 8 | addr[5]);
+		h->sum->v6f[b / 8] |= (uint8_t)(1 << (b % 8));
+		h->sum->v6[(top ^ (top >> 16)) & 0xffff] |= RG_SUM_FINE;
 		return;
 	}
 	if (plen >= 32) {
-		h->sum->v6[(top ^ (top >> 16)) & 0xffff] = 1;
+		h->sum->v6[(top ^ (top >> 16)) & 0xffff] |= RG_SUM_COARSE;
 		return;
 	}
-	memset(h->sum->v6, 1, sizeof(h->sum->v6));
+	for (s = 0; s < RG_SUM_SLOTS; s++)
+		h->sum->v6[s] |= RG_SUM_COARSE;
 }
 
 static inline void h_unhint(struct harness *h, uint32_t bit)
@@ -305,6 +327,8 @@ static inline int h_config(struct harness *h, const struct rg_config *c)
 	if (h->sum && !fast)
 		__atomic_fetch_and(&h->sum->hints, ~RG_SUM_FAST, __ATOMIC_SEQ_CST);
 	err = h_update(h->config_fd, &k, c, RG_MAP_CONFIG);
+	h->p4 = c->v4_prefix < 16 ? 16 : c->v4_prefix > 32 ? 32 : c->v4_prefix;
+	h->p6 = c->v6_prefix < 32 ? 32 : c->v6_prefix > 128 ? 128 : c->v6_prefix;
 	if (h->sum && fast && !err)
 		__atomic_fetch_or(&h->sum->hints, RG_SUM_FAST, __ATOMIC_SEQ_CST);
 	return err;
@@ -364,6 +388,8 @@ static inline int h_reset(struct harness *h)
 		h->sum->hints = 0;
 		memset(h->sum->v4, 0, sizeof(h->sum->v4));
 		memset(h->sum->v6, 0, sizeof(h->sum->v6));
+		memset(h->sum->v4f, 0, sizeof(h->sum->v4f));
+		memset(h->sum->v6f, 0, sizeof(h->sum->v6f));
 		if (h->summary)
 			h->sum->hints = RG_SUM_ON | RG_SUM_NO_TIFACE | RG_SUM_NO_DENY;
 	}
@@ -462,7 +488,7 @@ static inline int h_grant_key(struct harness *h, const struct rg_addr *key, uint
 	};
 
 	snprintf(g.user, sizeof(g.user), "test");
-	h_cover(h, key->family, key->addr, key->family == RG_AF_INET ? 16 : 32);
+	h_cover(h, key->family, key->addr, key->family == RG_AF_INET ? h->p4 : h->p6);
 	return h_update(h->grants_fd, key, &g, RG_MAP_GRANTS);
 }
 
@@ -483,7 +509,7 @@ static inline int h_deny_key(struct harness *h, const struct rg_addr *key, uint6
 		.origin = RG_ORIGIN_CLI,
 	};
 
-	h_cover(h, key->family, key->addr, key->family == RG_AF_INET ? 16 : 32);
+	h_cover(h, key->family, key->addr, key->family == RG_AF_INET ? h->p4 : h->p6);
 	h_unhint(h, RG_SUM_NO_DENY);
 	return h_update(h->deny_fd, key, &d, RG_MAP_DENY);
 }

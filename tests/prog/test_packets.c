@@ -1022,6 +1022,34 @@ static void scenario_summary(struct harness *h, enum h_prog prog)
 	tap(ok, "%s: summary on: the empty-map hints skip rg_deny and rg_tiface until cleared",
 	    h_prog_name[prog]);
 
+	/* The fine level decides in a set slot: a grant written behind the
+	 * summary's back is not seen while only another /24 of its /16
+	 * (IPv6: another /48 of its /32) holds a covered entry, on the
+	 * straight-line path and on the general one (VLAN), and is seen once
+	 * its own fine bit is set. */
+	{
+		static void (*const mk[])(struct pkt *) = { v4_syn, v4_vlan_syn, v6_syn };
+		static const char *const own[] = { C4, C4, "2001:db8:100::" };
+		static const char *const other[] = { "198.51.7.1", "198.51.7.1", "2001:db8:200::" };
+		unsigned i;
+
+		ok = true;
+		for (i = 0; i < 3 && ok; i++) {
+			h_addr(&k, own[i]);
+			ok = !h_reset(h) && !h_grant(h, other[i], gv.expires) &&
+			     !bpf_map_update_elem(h->grants_fd, &k, &gv, BPF_ANY);
+			mk[i](&p);
+			ok = ok && step(h, prog, &p, HV_DROP, RG_STAT_DROP_UNAUTH,
+					"grant, slot set, fine bit clear");
+			ok = ok && !h_grant(h, own[i], gv.expires);
+			ok = ok && step(h, prog, &p, HV_PASS, RG_STAT_PASS_GRANT,
+					"grant, fine bit set");
+		}
+		tap(ok, "%s: summary on: in a set slot the fine bit decides (IPv4 /24, IPv6 /48; fast and general path)",
+		    h_prog_name[prog]);
+		v4_syn(&p);
+	}
+
 	/* A grant prefix shorter than a slot (/8 here, which userspace
 	 * refuses) would span slots: the program ignores the summary. */
 	h_addr(&k, "198.0.0.0");

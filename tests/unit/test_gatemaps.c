@@ -637,6 +637,118 @@ static void test_ports_summary(void **state)
 	assert_true(port_bit(g, 2525));
 }
 
+/* What the program asks of the summary (bpf/gate.h rg_sum_may), written
+ * out here from the layout in maps/relaygate.h. */
+static bool sum_may(const struct rg_summary *s, const struct rg_addr *a)
+{
+	uint32_t top = (uint32_t)a->addr[0] << 24 | (uint32_t)a->addr[1] << 16 |
+		       (uint32_t)a->addr[2] << 8 | a->addr[3], b;
+	uint8_t v;
+
+	if (a->family == RG_AF_INET) {
+		v = s->v4[top >> 16];
+		b = top >> 8;
+		return (v & RG_SUM_COARSE) || ((v & RG_SUM_FINE) && (s->v4f[b / 8] >> (b % 8) & 1));
+	}
+	v = s->v6[(top ^ (top >> 16)) & 0xffff];
+	b = rg_sum_fine6(top, (uint32_t)a->addr[4] << 8 | a->addr[5]);
+	return (v & RG_SUM_COARSE) || ((v & RG_SUM_FINE) && (s->v6f[b / 8] >> (b % 8) & 1));
+}
+
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ULL;
+
+static uint32_t rnd32(void)
+{
+	rnd_state ^= rnd_state << 13;
+	rnd_state ^= rnd_state >> 7;
+	rnd_state ^= rnd_state << 17;
+	return (uint32_t)(rnd_state >> 16);
+}
+
+/* a random address of the family, and one inside prefix p/plen */
+static void rnd_addr(struct rg_addr *a, uint8_t family)
+{
+	unsigned i;
+
+	memset(a, 0, sizeof(*a));
+	a->family = family;
+	for (i = 0; i < (family == RG_AF_INET ? 4u : 16u); i++)
+		a->addr[i] = (uint8_t)rnd32();
+}
+
+static void rnd_inside(struct rg_addr *out, const struct rg_addr *p, unsigned plen)
+{
+	unsigned i, n = p->family == RG_AF_INET ? 4 : 16;
+
+	rnd_addr(out, p->family);
+	for (i = 0; i < n; i++) {
+		unsigned keep = plen >= 8 * (i + 1) ? 8 : plen > 8 * i ? plen - 8 * i : 0;
+		uint8_t m = (uint8_t)(0xffu >> keep);     /* the free bits */
+
+		out->addr[i] = (uint8_t)((p->addr[i] & ~m) | (out->addr[i] & m));
+	}
+}
+
+/*
+ * rg_summary_cover against the question the program asks: every address
+ * inside a covered prefix "may" match (never a false "no"); and with one
+ * entry in it, an address of the same /16 (IPv6: /32) outside the entry
+ * is told "no" where the fine level can tell: IPv4 entries of /16 or
+ * longer, IPv6 of /48 or longer (another /48 of the same /32 always has
+ * another bit). No root needed: the summary is plain memory here.
+ */
+static void test_summary_cover(void **state)
+{
+	struct rg_summary *s = calloc(1, sizeof(*s));
+	struct rg_addr e[400], q;
+	unsigned plen[400], i, k;
+
+	(void)state;
+	assert_non_null(s);
+	for (i = 0; i < 400; i++) {
+		rnd_addr(&e[i], i % 2 ? RG_AF_INET6 : RG_AF_INET);
+		plen[i] = rnd32() % (i % 2 ? 129 : 33);
+		if (i % 4 < 2)          /* most of them where the fine level works */
+			plen[i] = i % 2 ? 48 + rnd32() % 81 : 16 + rnd32() % 17;
+		rg_summary_cover(s, &e[i], plen[i]);
+	}
+	for (i = 0; i < 400; i++)
+		for (k = 0; k < 8; k++) {
+			rnd_inside(&q, &e[i], plen[i]);
+			assert_true(sum_may(s, &q));
+		}
+	for (i = 0; i < 64; i++) {
+		bool v6 = i % 2;
+		unsigned p = v6 ? 48 + rnd32() % 81 : 16 + rnd32() % 17;
+
+		memset(s, 0, sizeof(*s));
+		rnd_addr(&e[0], v6 ? RG_AF_INET6 : RG_AF_INET);
+		rg_summary_cover(s, &e[0], p);
+		rnd_inside(&q, &e[0], p);
+		assert_true(sum_may(s, &q));
+		/* same /16 (IPv6: /32), another /24 (/48) outside the entry */
+		rnd_inside(&q, &e[0], v6 ? 32 : 16);
+		if (v6)
+			q.addr[5] = (uint8_t)(e[0].addr[5] ^ (1 + rnd32() % 255));
+		else if (p >= 24)
+			q.addr[2] = (uint8_t)(e[0].addr[2] ^ (1 + rnd32() % 255));
+		else if (p > 16)        /* flip a bit of the prefix's third octet */
+			q.addr[2] = (uint8_t)(e[0].addr[2] ^ (0x80u >> (rnd32() % (p - 16))));
+		if (!v6 && p == 16)
+			assert_true(sum_may(s, &q));    /* a /16 covers its slot whole */
+		else
+			assert_false(sum_may(s, &q));
+		/* another slot altogether */
+		rnd_addr(&q, e[0].family);
+		q.addr[0] = e[0].addr[0];
+		q.addr[1] = (uint8_t)(e[0].addr[1] ^ 1);
+		q.addr[2] = e[0].addr[2];
+		q.addr[3] = e[0].addr[3];
+		assert_false(sum_may(s, &q));   /* IPv6: the fold differs in bit 16 */
+	}
+	free(s);
+}
+
 /* RG_SUM_FAST follows the config: off with reject = rst or a grant prefix
  * shorter than a slot, on again after; a rebuild keeps it so. */
 static void test_config_fast_hint(void **state)
@@ -820,6 +932,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ports, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ports_summary, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_fast_hint, setup, teardown),
+		cmocka_unit_test(test_summary_cover),
 		cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_map_count, setup, teardown),
 	};
