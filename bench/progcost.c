@@ -280,20 +280,25 @@ static long count_keys(int fd, size_t ksz)
 
 /* ---------------------------------------------------------------- classes */
 
+/* syn4_near, syn6_near: an unauthorised SYN from the /16 (IPv6: /32) of
+ * a granted address, from a /24 (/48) that holds no entry: a flood spoofed
+ * from a block where your users are, which the summary's fine level keeps
+ * on the straight-line path (build_near()). */
 enum { C_SYN4_UNAUTH, C_SYN4_TRUSTED, C_SYN4_GRANTED, C_SYN6_UNAUTH, C_SYN6_TRUSTED,
-       C_SYN6_GRANTED, C_ACK4_FLOW, C_SYN4_UNPROT, C_UDP4, C_VLAN_SYN4_UNAUTH, C_SYN4_FLOOD,
-       C_SYN6_FLOOD, NCLASS };
+       C_SYN6_GRANTED, C_ACK4_FLOW, C_SYN4_UNPROT, C_UDP4, C_VLAN_SYN4_UNAUTH, C_SYN4_NEAR,
+       C_SYN6_NEAR, C_SYN4_FLOOD, C_SYN6_FLOOD, NCLASS };
 
 static const char *const class_name[NCLASS] = {
 	"syn4_unauth", "syn4_trusted", "syn4_granted", "syn6_unauth", "syn6_trusted",
-	"syn6_granted", "ack4_flow", "syn4_unprot", "udp4", "vlan_syn4_unauth", "syn4_flood",
-	"syn6_flood",
+	"syn6_granted", "ack4_flow", "syn4_unprot", "udp4", "vlan_syn4_unauth", "syn4_near",
+	"syn6_near", "syn4_flood", "syn6_flood",
 };
 
 static const int class_stat[NCLASS] = {
 	RG_STAT_DROP_UNAUTH, RG_STAT_PASS_TRUSTED, RG_STAT_PASS_GRANT, RG_STAT_DROP_UNAUTH,
 	RG_STAT_PASS_TRUSTED, RG_STAT_PASS_GRANT, RG_STAT_PASS_FLOW, RG_STAT_PASS_UNPROTECTED,
 	RG_STAT_PASS_UNPROTECTED, RG_STAT_DROP_UNAUTH, RG_STAT_DROP_UNAUTH, RG_STAT_DROP_UNAUTH,
+	RG_STAT_DROP_UNAUTH, RG_STAT_DROP_UNAUTH,
 };
 
 /*
@@ -359,36 +364,44 @@ static void build_flood(void)
 	rng_state = saved;
 }
 
+/* A SYN like Linux sends (MSS, SACK-permitted, timestamps, window scale:
+ * 20 option bytes) from an unauthorised source. */
+static void syn_init(struct pkt *p, bool v6)
+{
+	static const uint8_t o[20] = { 2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1,
+				       0, 0, 0, 0, 1, 3, 3, 7 };
+
+	pkt_init(p, v6 ? PKT_L3_IPV6 : PKT_L3_IPV4);
+	memcpy(p->tcpopt, o, sizeof(o));
+	p->tcpoptlen = sizeof(o);
+	pkt_addr4(p->dst4, DST4);
+	pkt_addr6(p->dst6, DST6);
+	pkt_addr4(p->src4, "198.18.3.4");
+	pkt_addr6(p->src6, "2001:db8:ffff::1234");
+}
+
+/* The granted addresses the classes use: from the middle of the set. */
+static const struct rg_addr *grant4(const struct entries *e) { return &e->gk[(e->n / 2) & ~1u]; }
+static const struct rg_addr *grant6(const struct entries *e) { return &e->gk[(e->n / 2) | 1u]; }
+
 /* Frames for a given set of entries: trusted and granted sources are taken
  * from the middle of the loaded sets. */
 static void build_frames(const struct entries *e)
 {
 	const struct rg_lpm4 *t4 = &e->t4[e->n / 2];
 	const struct rg_lpm6 *t6 = &e->t6[e->n / 2];
-	const struct rg_addr *g4 = &e->gk[(e->n / 2) & ~1u];
-	const struct rg_addr *g6 = &e->gk[(e->n / 2) | 1u];
+	const struct rg_addr *g4 = grant4(e);
+	const struct rg_addr *g6 = grant6(e);
 	struct pkt p;
 	int c;
 
 	for (c = 0; c < NCLASS; c++) {
 		if (is_flood(c))
 			continue;
-		bool v6 = c == C_SYN6_UNAUTH || c == C_SYN6_TRUSTED || c == C_SYN6_GRANTED;
+		bool v6 = c == C_SYN6_UNAUTH || c == C_SYN6_TRUSTED || c == C_SYN6_GRANTED ||
+			  c == C_SYN6_NEAR;
 
-		pkt_init(&p, v6 ? PKT_L3_IPV6 : PKT_L3_IPV4);
-		/* Like a Linux SYN: MSS, SACK-permitted, timestamps, window
-		 * scale (20 option bytes). */
-		{
-			static const uint8_t o[20] = { 2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1,
-						       0, 0, 0, 0, 1, 3, 3, 7 };
-
-			memcpy(p.tcpopt, o, sizeof(o));
-			p.tcpoptlen = sizeof(o);
-		}
-		pkt_addr4(p.dst4, DST4);
-		pkt_addr6(p.dst6, DST6);
-		pkt_addr4(p.src4, "198.18.3.4");
-		pkt_addr6(p.src6, "2001:db8:ffff::1234");
+		syn_init(&p, v6);
 		switch (c) {
 		case C_SYN4_TRUSTED:
 			memcpy(p.src4, t4->addr, 4);
@@ -505,6 +518,52 @@ static void summary_fill(const struct entries *e, uint32_t N)
 		rg_summary_cover(sum_map, &e->gk[i], e->gk[i].family == RG_AF_INET ? 32 : 64);
 	}
 	/* the ack4_flow class's source has no entry: its slot stays clear */
+}
+
+/* The near classes' sources (see the class list), once the summary holds
+ * the entries: the granted address with another /24 (IPv6: another /48)
+ * whose fine bit is clear, so that no entry can match it either. */
+static void build_near(const struct entries *e)
+{
+	struct rg_addr a;
+	struct pkt p;
+	uint32_t top, b, x, next;
+	int v6;
+
+	for (v6 = 0; v6 < 2; v6++) {
+		a = *(v6 ? grant6(e) : grant4(e));
+		top = (uint32_t)a.addr[0] << 24 | (uint32_t)a.addr[1] << 16 |
+		      (uint32_t)a.addr[2] << 8 | a.addr[3];
+		next = (uint32_t)a.addr[4] << 8 | a.addr[5];
+		for (x = 1; x < (v6 ? 65536u : 256u); x++) {
+			if (v6) {
+				b = rg_sum_fine6(top, next ^ x);
+				if (!(sum_map->v6f[b / 8] >> (b % 8) & 1))
+					break;
+			} else {
+				b = rg_sum_fine4(top ^ x << 8);
+				if (!(sum_map->v4f[b / 8] >> (b % 8) & 1))
+					break;
+			}
+		}
+		if (x == (v6 ? 65536u : 256u))
+			die("%s: every /%d next to the grant holds an entry", class_name[C_SYN4_NEAR + v6],
+			    v6 ? 48 : 24);
+		syn_init(&p, v6);
+		if (v6) {
+			memcpy(p.src6, a.addr, 16);
+			p.src6[4] = (uint8_t)((next ^ x) >> 8);
+			p.src6[5] = (uint8_t)(next ^ x);
+			p.src6[15] = 0x42;
+		} else {
+			memcpy(p.src4, a.addr, 4);
+			p.src4[2] ^= (uint8_t)x;
+		}
+		frames[C_SYN4_NEAR + v6].len = pkt_build(&p, frames[C_SYN4_NEAR + v6].b,
+							  sizeof(frames[0].b), NULL);
+		if (!frames[C_SYN4_NEAR + v6].len)
+			die("cannot build frame %s", class_name[C_SYN4_NEAR + v6]);
+	}
 }
 
 /* A rebuild's start: no slot set (the previous N's entries are gone). */
@@ -812,6 +871,7 @@ static void bench_size(uint32_t N, struct prog *progs, int nprogs, int ncpu)
 	free(ones);
 	summary_clear();
 	summary_fill(&e, N);
+	build_near(&e);
 	{
 		long n4 = count_keys(bpf_map__fd(skel->maps.rg_trust4), sizeof(struct rg_lpm4));
 		long ng = count_keys(bpf_map__fd(skel->maps.rg_grants), sizeof(struct rg_addr));
