@@ -245,7 +245,7 @@ int rg_metrics_render_gate(struct rg_mbuf *b, struct rg_gate *g)
 		rg_metric_u64_l1(b, "relaygate_summary_fine_bits", "family", "ipv4", si.v4_fine);
 		rg_metric_u64_l1(b, "relaygate_summary_fine_bits", "family", "ipv6", si.v6_fine);
 		rg_metric_one(b, "relaygate_summary_fast_drop", "gauge",
-			      "1 while unauthorised SYNs from empty slots are dropped on the straight-line path.",
+			      "1 while unauthorised SYNs that no entry may match (the summary says) are dropped on the straight-line path.",
 			      si.on && si.no_tiface && si.fast);
 	}
 	return ret;
