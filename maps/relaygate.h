@@ -205,10 +205,10 @@ struct rg_drop_event {
  * fold of an IPv6 source's top 32 bits (rg_sum_slot6). A slot is non-zero
  * when some trusted subnet, grant or deny entry may match a source in it:
  * RG_SUM_COARSE for an entry wider than the fine level (IPv4 shorter than
- * /16, IPv6 shorter than /48), RG_SUM_FINE for the others, which also set
+ * /16, IPv6 shorter than /40), RG_SUM_FINE for the others, which also set
  * their bits in the fine level: v4f[] a bit per IPv4 /24 (an entry of /16
- * to /23 sets each of its /24s), v6f[] a bit per hash of an IPv6 /48
- * (rg_sum_fine6). A source may match something when its slot is COARSE,
+ * to /23 sets each of its /24s), v6f[] a bit per hash of an IPv6 /48 (an
+ * entry of /40 to /47 sets each of its /48s; rg_sum_fine6). A source may match something when its slot is COARSE,
  * or FINE and its fine bit is set (bpf/gate.h rg_sum_may). While RG_SUM_ON
  * is set, a source that may not skips the deny, trusted and grant lookups:
  * nothing there can match it. So a flood from address blocks that hold
@@ -249,7 +249,7 @@ struct rg_drop_event {
 #define RG_SUM_FINE4_BITS (1U << 24)  /* v4f: a bit per /24 */
 #define RG_SUM_FINE6_BITS (1U << 23)  /* v6f: a bit per hash of a /48 */
 #define RG_SUM_FINE4_PLEN 16          /* shortest IPv4 prefix in v4f (256 bits) */
-#define RG_SUM_FINE6_PLEN 48          /* shortest IPv6 prefix in v6f (1 bit) */
+#define RG_SUM_FINE6_PLEN 40          /* shortest IPv6 prefix in v6f (256 bits) */
 #define RG_SUM_ON         (1U << 0)   /* v4[] and v6[] are valid */
 #define RG_SUM_NO_TIFACE  (1U << 1)   /* rg_tiface is empty */
 #define RG_SUM_NO_DENY    (1U << 2)   /* rg_deny is empty */

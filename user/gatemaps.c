@@ -1105,7 +1105,13 @@ void rg_summary_cover(struct rg_summary *s, const struct rg_addr *a, unsigned pl
 		return;
 	}
 	if (plen >= RG_SUM_FINE6_PLEN) {
-		fine_set(s->v6f, rg_sum_fine6(top, (__u32)a->addr[4] << 8 | a->addr[5]));
+		/* the /48s it spans: 1 to 256, in one /32 (distinct bits) */
+		__u32 next = (__u32)a->addr[4] << 8 | a->addr[5];
+
+		span = plen >= 48 ? 1 : 1U << (48 - plen);
+		next &= ~(span - 1);
+		for (i = 0; i < span; i++)
+			fine_set(s->v6f, rg_sum_fine6(top, next + i));
 		slot_or(&s->v6[rg_sum_slot6(top)], RG_SUM_FINE);
 		return;
 	}

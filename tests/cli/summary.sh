@@ -9,7 +9,7 @@
 # is on while the summary is on, no interface is trusted and the config
 # allows it: reject = drop (tests/e2e/test_gate.sh sends the traffic).
 # Under the slots, the fine level: a bit per IPv4 /24 for entries of /16
-# or longer, a bit per (hashed) IPv6 /48 for entries of /48 or longer.
+# or longer, a bit per (hashed) IPv6 /48 for entries of /40 or longer.
 . "$(dirname "$0")/cli-lib.bash"
 cli_setup summary 1
 
@@ -32,13 +32,13 @@ check "trust add 2001::/20 (shorter than an IPv6 slot)" ctl trust add 2001::/20
 # bits, whose folds are distinct (and hold 2001:db8:1::'s)
 check_eq "a short prefix marks every slot it spans, and no fine bit" \
 	"$(want '{on:true,ipv4_slots:257,ipv6_slots:4096,ipv4_fine:2,ipv6_fine:1,tiface_empty:true,deny_empty:true,fast_drop:true}')" "$(sum)"
-check "trust add 172.16.16.0/20 2001:db8:2::/48" ctl trust add 172.16.16.0/20 2001:db8:2::/48
-check_eq "a /20 sets the bits of its 16 /24s in one slot; a /48 one bit" \
-	"$(want '{on:true,ipv4_slots:258,ipv6_slots:4096,ipv4_fine:18,ipv6_fine:2,tiface_empty:true,deny_empty:true,fast_drop:true}')" "$(sum)"
+check "trust add 172.16.16.0/20 2001:db8:2::/48 2001:db8:30::/44" ctl trust add 172.16.16.0/20 2001:db8:2::/48 2001:db8:30::/44
+check_eq "a /20 sets the bits of its 16 /24s in one slot; a /48 one bit, a /44 its 16 /48s" \
+	"$(want '{on:true,ipv4_slots:258,ipv6_slots:4096,ipv4_fine:18,ipv6_fine:18,tiface_empty:true,deny_empty:true,fast_drop:true}')" "$(sum)"
 
 check "deny add 203.0.113.5" ctl deny add 203.0.113.5 --ttl 10m
 check_eq "a deny marks its slot and clears the deny hint" \
-	"$(want '{on:true,ipv4_slots:259,ipv6_slots:4096,ipv4_fine:19,ipv6_fine:2,tiface_empty:true,deny_empty:false,fast_drop:true}')" "$(sum)"
+	"$(want '{on:true,ipv4_slots:259,ipv6_slots:4096,ipv4_fine:19,ipv6_fine:18,tiface_empty:true,deny_empty:false,fast_drop:true}')" "$(sum)"
 check "trust-iface add v0" ctl trust-iface add v0
 jq_check "a trusted interface clears the interface hint and the straight-line drop" \
 	'.tiface_empty == false and .fast_drop == false' "$(sum)"
@@ -48,8 +48,8 @@ check "deny del, grant del, trust del, trust-iface del" bash -c \
 	 c "$1" "$2" "$3" deny del 203.0.113.5 && c "$1" "$2" "$3" grant del 198.51.100.7 &&
 	 c "$1" "$2" "$3" trust del 10.0.0.0/8 && c "$1" "$2" "$3" trust-iface del v0' _ "$NS" "$CTL" "$PIN"
 check_eq "the CLI never clears a slot or sets a hint (relaygated's rebuild does)" \
-	"$(want '{on:true,ipv4_slots:259,ipv6_slots:4096,ipv4_fine:19,ipv6_fine:2,tiface_empty:false,deny_empty:false,fast_drop:false}')" "$(sum)"
-check "status (text) shows the summary" bash -c 'grep -q "^summary: *on: 259 of 65536 IPv4 /16 slots (19 /24 bits) and 4096 of 65536 IPv6 slots (2 /48 bits) hold entries; straight-line drop off (a trusted interface)$" <<<"$1"' _ "$(ctl status)"
+	"$(want '{on:true,ipv4_slots:259,ipv6_slots:4096,ipv4_fine:19,ipv6_fine:18,tiface_empty:false,deny_empty:false,fast_drop:false}')" "$(sum)"
+check "status (text) shows the summary" bash -c 'grep -q "^summary: *on: 259 of 65536 IPv4 /16 slots (19 /24 bits) and 4096 of 65536 IPv6 slots (18 /48 bits) hold entries; straight-line drop off (a trusted interface)$" <<<"$1"' _ "$(ctl status)"
 
 check "detach v0 and purge" bash -c 'nsenter --net=/run/netns/$1 "$2" --pin-dir "$3" detach v0 && "$2" --pin-dir "$3" purge' _ "$NS" "$CTL" "$PIN"
 check "attach v0 again" ctl attach v0

@@ -188,8 +188,9 @@ static inline int h_open(struct harness *h)
  * (a reference for user/gatemaps.c, not a copy). IPv4: an entry of /16 or
  * longer sets the bit of every /24 that overlaps it, and FINE on its /16
  * slot; a shorter one sets COARSE on every /16 slot that overlaps it.
- * IPv6: /48 or longer sets the bit of its /48 and FINE on its slot; /32
- * to /47 sets COARSE on its slot; a shorter one COARSE on every slot.
+ * IPv6: /40 or longer sets the bit of every /48 that overlaps it and FINE
+ * on its slot; /32 to /39 sets COARSE on its slot; a shorter one COARSE on
+ * every slot.
  */
 static inline void h_cover(struct harness *h, int family, const uint8_t *addr, unsigned plen)
 {
@@ -215,9 +216,16 @@ static inline void h_cover(struct harness *h, int family, const uint8_t *addr, u
 				h->sum->v4[s] |= RG_SUM_COARSE;
 		return;
 	}
-	if (plen >= 48) {
-		b = rg_sum_fine6(top, (uint32_t)addr[4] << 8 | addr[5]);
-		h->sum->v6f[b / 8] |= (uint8_t)(1 << (b % 8));
+	if (plen >= 40) {
+		for (s = 0; s < 256; s++) {
+			uint32_t n = (uint32_t)addr[4] << 8 | s;   /* a /48 of the /40 */
+
+			if (plen <= 48 ? s >> (48 - plen) == (uint32_t)addr[5] >> (48 - plen) :
+			    s == addr[5]) {
+				b = rg_sum_fine6(top, n);
+				h->sum->v6f[b / 8] |= (uint8_t)(1 << (b % 8));
+			}
+		}
 		h->sum->v6[(top ^ (top >> 16)) & 0xffff] |= RG_SUM_FINE;
 		return;
 	}

@@ -623,6 +623,7 @@ static int world_init(struct world *w, uint32_t flags, unsigned p4, unsigned p6,
 		"10.20.0.0/16", "10.21.5.0/24", "198.18.7.77/32", "172.16.0.0/12",
 		"10.21.5.128/25", "2001:db8:aa::/48", "2001:db8:bb:1::/64",
 		"2001:db8:cc::5/128", "2001:db8:aa:8000::/49", "fd00:1::/32",
+		"2001:db8:ee40::/44",
 	};
 	struct harness *h = w->h;
 	int err, i, k;

@@ -694,7 +694,7 @@ static void rnd_inside(struct rg_addr *out, const struct rg_addr *p, unsigned pl
  * inside a covered prefix "may" match (never a false "no"); and with one
  * entry in it, an address of the same /16 (IPv6: /32) outside the entry
  * is told "no" where the fine level can tell: IPv4 entries of /16 or
- * longer, IPv6 of /48 or longer (another /48 of the same /32 always has
+ * longer, IPv6 of /40 or longer (another /48 of the same /32 always has
  * another bit). No root needed: the summary is plain memory here.
  */
 static void test_summary_cover(void **state)
@@ -709,7 +709,7 @@ static void test_summary_cover(void **state)
 		rnd_addr(&e[i], i % 2 ? RG_AF_INET6 : RG_AF_INET);
 		plen[i] = rnd32() % (i % 2 ? 129 : 33);
 		if (i % 4 < 2)          /* most of them where the fine level works */
-			plen[i] = i % 2 ? 48 + rnd32() % 81 : 16 + rnd32() % 17;
+			plen[i] = i % 2 ? 40 + rnd32() % 89 : 16 + rnd32() % 17;
 		rg_summary_cover(s, &e[i], plen[i]);
 	}
 	for (i = 0; i < 400; i++)
@@ -719,7 +719,7 @@ static void test_summary_cover(void **state)
 		}
 	for (i = 0; i < 64; i++) {
 		bool v6 = i % 2;
-		unsigned p = v6 ? 48 + rnd32() % 81 : 16 + rnd32() % 17;
+		unsigned p = v6 ? 40 + rnd32() % 89 : 16 + rnd32() % 17;
 
 		memset(s, 0, sizeof(*s));
 		rnd_addr(&e[0], v6 ? RG_AF_INET6 : RG_AF_INET);
@@ -728,9 +728,15 @@ static void test_summary_cover(void **state)
 		assert_true(sum_may(s, &q));
 		/* same /16 (IPv6: /32), another /24 (/48) outside the entry */
 		rnd_inside(&q, &e[0], v6 ? 32 : 16);
-		if (v6)
+		if (v6 && p >= 48) {
 			q.addr[5] = (uint8_t)(e[0].addr[5] ^ (1 + rnd32() % 255));
-		else if (p >= 24)
+		} else if (v6) {        /* flip a bit of the prefix's bits 32 to p - 1 */
+			unsigned j = 32 + rnd32() % (p - 32);
+
+			q.addr[4] = e[0].addr[4];
+			q.addr[5] = e[0].addr[5];
+			q.addr[j / 8] ^= (uint8_t)(0x80u >> (j % 8));
+		} else if (p >= 24)
 			q.addr[2] = (uint8_t)(e[0].addr[2] ^ (1 + rnd32() % 255));
 		else if (p > 16)        /* flip a bit of the prefix's third octet */
 			q.addr[2] = (uint8_t)(e[0].addr[2] ^ (0x80u >> (rnd32() % (p - 16))));
