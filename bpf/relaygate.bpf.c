@@ -28,7 +28,7 @@ int rg_xdp(struct xdp_md *ctx)
 	int fast;
 
 	fast = rg_fast(ctx, 0);
-	if (fast)
+	if (rg_likely(fast))
 		return fast == RG_FAST_DROP ? XDP_DROP : XDP_PASS;
 	r = rg_decide(data, data_end, ctx->ingress_ifindex, len, 0);
 	if (r.act == RG_ACT_PASS)
@@ -53,7 +53,7 @@ int rg_tc(struct __sk_buff *skb)
 	int fast;
 
 	fast = rg_fast(skb, 1);
-	if (fast)
+	if (rg_likely(fast))
 		return fast == RG_FAST_DROP ? TC_ACT_SHOT : TC_ACT_UNSPEC;
 	r = rg_decide((void *)(long)skb->data, (void *)(long)skb->data_end, skb->ifindex,
 		      skb->len, 1);
