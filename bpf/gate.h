@@ -912,12 +912,15 @@ static __always_inline struct rg_res rg_decide(void *data, void *data_end, __u32
 		goto out;
 	res.act = RG_ACT_DROP;
 	/*
-	 * reject = rst: answer a dropped SYN so the client fails at once.
-	 * Only plain packets: with IPv4 options, AH or IPv6 extension headers
-	 * the reply would need them rebuilt or stripped (and a first fragment
-	 * does not tell the SYN's length), so those are just dropped.
+	 * reject = rst: answer an unauthorised SYN so the client fails at
+	 * once. A denied source's is only dropped: a brute-forcer gets a
+	 * timeout, not a quick answer. Only plain packets: with IPv4 options,
+	 * AH or IPv6 extension headers the reply would need them rebuilt or
+	 * stripped (and a first fragment does not tell the SYN's length), so
+	 * those are just dropped.
 	 */
-	if (f.syn && (f.cflags & RG_CFG_REJECT_RST) && !(pflags & (RG_PKT_FRAG | RG_PKT_EXT))) {
+	if (f.syn && res.stat == RG_STAT_DROP_UNAUTH && (f.cflags & RG_CFG_REJECT_RST) &&
+	    !(pflags & (RG_PKT_FRAG | RG_PKT_EXT))) {
 		/*
 		 * The hook builds the reply (rg_reply) after we return.
 		 * Verifier workaround: done there, from freshly loaded packet

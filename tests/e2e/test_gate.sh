@@ -338,6 +338,11 @@ run_mode() {
 		lab_csum_offload "$LAB_CLIENT" eth0 off
 		expect "$M IPv4: reject = rst leaves unprotected ports alone" open \
 			"$LAB_CLIENT" "$LAB_MAIL4" 25 "$LAB_CLIENT4" rst_sent 0
+		# A denied source is not answered: a brute-forcer waits.
+		check "$M: deny add the client (reject = rst)" lab_ctl deny add "$LAB_CLIENT4" --ttl 1h
+		expect "$M IPv4: reject = rst: a denied client gets no RST, only a timeout" timeout \
+			"$LAB_CLIENT" "$LAB_MAIL4" 587 "$LAB_CLIENT4" drop_denied syns rst_sent 0
+		check "$M: deny del (reject = rst)" lab_ctl deny del "$LAB_CLIENT4"
 		check "$M: detach (reject = rst)" lab_ctl detach "$LAB_IF"
 	else
 		not_ok "$M: relaygatectl attach $LAB_IF --mode $M --reject rst"

@@ -425,8 +425,8 @@ static void ref_judge(const struct model *m, const uint8_t *b, size_t len, struc
 		return;
 	}
 	if (m_live(m->denies, m->ndenies, &key)) {
-		r->stat = RG_STAT_DROP_DENIED;
-		goto drop;
+		r->stat = RG_STAT_DROP_DENIED;   /* never answered */
+		return;
 	}
 	if (m_trusted(m, &r->src)) {
 		r->stat = RG_STAT_PASS_TRUSTED;
@@ -445,7 +445,6 @@ static void ref_judge(const struct model *m, const uint8_t *b, size_t len, struc
 			r->amb = true;
 	}
 	r->stat = RG_STAT_DROP_UNAUTH;
-drop:
 	if (r->syn && (m->flags & RG_CFG_REJECT_RST) && !opts) {
 		r->rst = true;
 		r->rst_amb = rst_amb;
