@@ -855,8 +855,9 @@ static __always_inline struct rg_res rg_decide(void *data, void *data_end, __u32
 		 * Not IP (ARP, LLDP, ...): not ours. Encapsulations (PPPoE,
 		 * MPLS, GRE, VXLAN, ...) are not looked into either: what they
 		 * carry reaches the TCP stack only after decapsulation, through
-		 * another interface (ppp0, a tunnel device), and is gated by
-		 * attaching there.
+		 * another interface. The gate reads Ethernet frames only, so
+		 * it is not attached to such an interface when it has no MAC
+		 * header (ppp0, tun, WireGuard: the attach refuses them).
 		 */
 		goto out;
 	}

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <net/if.h>
+#include <net/if_arp.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -2960,6 +2961,43 @@ static unsigned if_mtu(const char *ifname)
 	return mtu > 0 ? (unsigned)mtu : 0;
 }
 
+/*
+ * The interface's link type (ARPHRD_*, in our network namespace), or
+ * -errno. The program reads Ethernet frames: on a device without a MAC
+ * header (tun, WireGuard, PPP, IP tunnels) XDP and TC hand it packets that
+ * start at the IP header, which it would take for Ethernet and pass.
+ */
+static int if_link_type(const char *ifname)
+{
+	struct ifreq ifr;
+	int fd, rc;
+
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	rc = ioctl(fd, SIOCGIFHWADDR, &ifr) ? -errno : ifr.ifr_hwaddr.sa_family;
+	close(fd);
+	return rc;
+}
+
+static const char *link_type_name(int t, char *buf, size_t len)
+{
+	switch (t) {
+	case ARPHRD_NONE: return "none: tun, WireGuard";
+	case ARPHRD_PPP: return "ppp";
+	case ARPHRD_TUNNEL: return "ipip";
+	case ARPHRD_TUNNEL6: return "ip6tnl";
+	case ARPHRD_SIT: return "sit";
+	case ARPHRD_IPGRE: return "gre";
+	case ARPHRD_RAWIP: return "raw IP";
+	default:
+		snprintf(buf, len, "ARPHRD %d", t);
+		return buf;
+	}
+}
+
 static int attach_xdp(const char *pin_dir, const char *ifname, unsigned ifindex,
 		      enum rg_mode mode, struct relaygate *skel, char *err, size_t errlen)
 {
@@ -3062,6 +3100,16 @@ int rg_gate_attach(const char *pin_dir, const char *ifname, enum rg_mode mode,
 	ifindex = valid_ifname(ifname) ? if_nametoindex(ifname) : 0;
 	if (!ifindex)
 		return fail(err, errlen, -ENODEV, "interface %s: no such interface", ifname);
+	rc = if_link_type(ifname);
+	if (rc < 0)
+		return fail(err, errlen, rc, "attach %s: link type: %s", ifname, strerror(-rc));
+	if (rc != ARPHRD_ETHER && rc != ARPHRD_LOOPBACK) {
+		char b[32];
+
+		return fail(err, errlen, -EOPNOTSUPP,
+			    "attach %s: not an Ethernet interface (link type %s): attach the gate to the Ethernet interface the mail traffic arrives on",
+			    ifname, link_type_name(rc, b, sizeof(b)));
+	}
 	rc = prepare_pin_dir(pin_dir, err, errlen);
 	if (rc)
 		return rc;

@@ -19,6 +19,15 @@ expect_exit "attach with a pin dir outside a BPF filesystem: exit 1" 1 "not on a
 	--pin-dir "$TMP/pins" attach v0
 check "... and created nothing there" test ! -e "$TMP/pins"
 check_eq "... nor attached anything" "" "$(xdp_id v0)"
+# A device without Ethernet frames: its packets start at the IP header,
+# which the program would read as a MAC header (and pass).
+check "make a tun device (no MAC header)" ip -n "$NS" tuntap add dev tun9 mode tun
+for m in xdp xdp-generic tc; do
+	expect_exit "attach tun9 --mode $m: exit 1, not an Ethernet interface" 1 \
+		"attach tun9: not an Ethernet interface (link type none: tun, WireGuard)" \
+		attach tun9 --mode "$m"
+done
+expect_exit "... and nothing was pinned (status still says to attach)" 1 "attach IFACE" status
 
 # --- xdp, fail closed -----------------------------------------------------------
 check "attach v0 --mode xdp --ports 2525,465" ctl attach v0 --mode xdp --ports 2525,465
