@@ -227,6 +227,10 @@ void rg_policy_decide(const struct rg_policy_request *req,
 		if (!*sender) {
 			if (rules->reject_null_sender)
 				reason = "null_sender";
+		} else if (!auth->user[0]) {
+			/* relaygatectl grant add without --user: no one whose
+			 * senders could be checked */
+			reason = "grant_without_user";
 		} else {
 			switch (rg_senderlogins_check(rules->sender_logins, auth->user,
 						      sender, rules->recipient_delimiter)) {
@@ -252,10 +256,14 @@ void rg_policy_decide(const struct rg_policy_request *req,
 		reply_safe(s, sizeof(s), sender, 256);
 		reply_safe(u, sizeof(u), auth->user, RG_USER_LEN - 1);
 		d->answer = RG_ANSWER_REJECT;
-		snprintf(d->action, sizeof(d->action),
-			 "REJECT 5.7.1 <%s> not owned by user %s%s", s, u[0] ? u : "?",
-			 strcmp(reason, "user_name_too_long_to_check") ? "" :
-			 " (login name too long to check)");
+		if (!strcmp(reason, "grant_without_user"))
+			snprintf(d->action, sizeof(d->action),
+				 "REJECT 5.7.1 <%s> not owned: the client's grant names no user", s);
+		else
+			snprintf(d->action, sizeof(d->action),
+				 "REJECT 5.7.1 <%s> not owned by user %s%s", s, u[0] ? u : "?",
+				 strcmp(reason, "user_name_too_long_to_check") ? "" :
+				 " (login name too long to check)");
 		d->event = "reject";
 		d->reason = reason;
 		return;
