@@ -424,7 +424,7 @@ static int lookup_group(const char *n, gid_t *gid)
 /* ------------------------------------------------------------ key parsers */
 
 static int add_ifaces(struct loader *l, const struct key *k, const char *v,
-		      char (*list)[IF_NAMESIZE], size_t *n)
+		      char (*list)[IF_NAMESIZE], unsigned *lines, size_t *n)
 {
 	char buf[RG_CONFIG_LINE_MAX + 1], *s = buf, *t;
 	const char *why;
@@ -443,6 +443,8 @@ static int add_ifaces(struct loader *l, const struct key *k, const char *v,
 		}
 		if (*n == RG_CONFIG_MAX_IFACES)
 			return fail_key(l, k, "more than %d interfaces", RG_CONFIG_MAX_IFACES);
+		if (lines)
+			lines[*n] = l->lineno;
 		snprintf(list[(*n)++], IF_NAMESIZE, "%s", t);
 	}
 	if (*n == before)
@@ -452,12 +454,13 @@ static int add_ifaces(struct loader *l, const struct key *k, const char *v,
 
 static int p_gate_iface(struct loader *l, const struct key *k, const char *v)
 {
-	return add_ifaces(l, k, v, l->cfg->gate.ifaces, &l->cfg->gate.n_ifaces);
+	return add_ifaces(l, k, v, l->cfg->gate.ifaces, l->cfg->gate.iface_line,
+			  &l->cfg->gate.n_ifaces);
 }
 
 static int p_trust_iface(struct loader *l, const struct key *k, const char *v)
 {
-	return add_ifaces(l, k, v, l->cfg->trust.ifaces, &l->cfg->trust.n_ifaces);
+	return add_ifaces(l, k, v, l->cfg->trust.ifaces, NULL, &l->cfg->trust.n_ifaces);
 }
 
 static int p_mode(struct loader *l, const struct key *k, const char *v)

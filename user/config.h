@@ -106,6 +106,7 @@ struct rg_config_file {
 
 	struct {
 		char ifaces[RG_CONFIG_MAX_IFACES][IF_NAMESIZE];   /* none: adopt the pinned gate */
+		unsigned iface_line[RG_CONFIG_MAX_IFACES];        /* of each name's key */
 		size_t n_ifaces;
 		enum rg_mode mode;                            /* xdp */
 		uint16_t ports[RG_CONFIG_MAX_PORTS];          /* 465 587 */

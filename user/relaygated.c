@@ -734,12 +734,16 @@ static void load_opts(const struct rg_config_file *c, struct rg_load_opts *o)
 	o->fresh_only = true;
 }
 
-/*
- * Attach the gate to each [gate] interface not attached yet, adopting those
- * that are (pinned under pin_dir). All or nothing: on a failure, what this
- * call attached is detached again. With no interface, make sure the maps
- * exist (adopting them when pinned).
- */
+/* "FILE:LINE: " of a config key, or "FILE: " for a default (line 0). */
+static const char *key_at(const struct rg_config_file *c, unsigned line, char *buf, size_t len)
+{
+	if (line)
+		snprintf(buf, len, "%s:%u: ", c->path, line);
+	else
+		snprintf(buf, len, "%s: ", c->path);
+	return buf;
+}
+
 /* Detach what gate_attach_all attached (mine[i]: c's interface i), when a
  * later step of the start or reload fails. */
 static void gate_undo_attach(const struct rg_config_file *c, const bool *mine)
@@ -757,6 +761,12 @@ static void gate_undo_attach(const struct rg_config_file *c, const bool *mine)
 	}
 }
 
+/*
+ * Attach the gate to each [gate] interface not attached yet, adopting those
+ * that are (pinned under pin_dir). All or nothing: on a failure, what this
+ * call attached is detached again. With no interface, make sure the maps
+ * exist (adopting them when pinned).
+ */
 static int gate_attach_all(struct daemon *d, const struct rg_config_file *c,
 			   bool mine[RG_CONFIG_MAX_IFACES], char *err, size_t errlen)
 {
@@ -821,7 +831,10 @@ static int gate_attach_all(struct daemon *d, const struct rg_config_file *c,
 		}
 		r = rg_gate_attach(c->gate.pin_dir, ifn, c->gate.mode, &o, e, sizeof(e));
 		if (r) {
-			snprintf(err, errlen, "%s", e);
+			char at[PATH_MAX + 32];
+
+			snprintf(err, errlen, "%.300s[gate] interface: %s",
+				 key_at(c, c->gate.iface_line[i], at, sizeof(at)), e);
 			break;
 		}
 		mine[i] = true;
@@ -1142,11 +1155,18 @@ static int apply_maps(struct daemon *d, const struct rg_config_file *c,
 		      const struct rg_config_file *old, char *err, size_t errlen)
 {
 	struct maps_was was = { 0 };
+	bool locked = d->gate.lock_fd < 0;
 	int r, step = 0;
 
-	if (!old && (r = maps_was_read(d, &was))) {
+	/* Under the pin-dir lock, as relaygatectl's edits are: a `trust add`
+	 * lands before this replace or after it, never in its middle. */
+	if (locked && (r = rg_gate_lock(&d->gate))) {
 		snprintf(err, errlen, "%s", d->gate.err);
 		return r;
+	}
+	if (!old && (r = maps_was_read(d, &was))) {
+		snprintf(err, errlen, "%s", d->gate.err);
+		goto out;
 	}
 	if (old) {
 		was.ports = (uint16_t *)old->gate.ports;
@@ -1187,6 +1207,8 @@ fail:
 out:
 	if (!old)
 		maps_was_free(&was);
+	if (locked)
+		rg_gate_unlock(&d->gate);
 	return r;
 }
 
@@ -2371,20 +2393,6 @@ static void policy_listen_str(const struct rg_endpoint *e, char *buf, size_t len
 }
 
 /*
- * Make what config c needs and d does not have yet; reuse what is unchanged.
- * Changes nothing of d. 0, or -1 with err (and everything made freed).
- */
-/* "FILE:LINE: " of a config key, or "FILE: " for a default (line 0). */
-static const char *key_at(const struct rg_config_file *c, unsigned line, char *buf, size_t len)
-{
-	if (line)
-		snprintf(buf, len, "%s:%u: ", c->path, line);
-	else
-		snprintf(buf, len, "%s: ", c->path);
-	return buf;
-}
-
-/*
  * The files a config names, as far as they can be checked without
  * creating anything (--check-config, start, reload): the state file is a
  * regular file if it exists (its directory is made at start); the audit
@@ -2430,6 +2438,10 @@ static int check_paths(const struct rg_config_file *c, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Make what config c needs and d does not have yet; reuse what is unchanged.
+ * Changes nothing of d. 0, or -1 with err (and everything made freed).
+ */
 static int prepare(struct daemon *d, const struct rg_config_file *c, struct prepared *p,
 		   char *err, size_t errlen)
 {
@@ -3255,6 +3267,17 @@ static int check_config(const struct rg_config_file *c)
 	if (check_paths(c, e, sizeof(e))) {
 		fprintf(stderr, "relaygated: %s\n", e);
 		return 1;
+	}
+	/* Here, not at every reload: a gate whose interface has gone since
+	 * it was attached stays pinned, and relaygated says so. */
+	for (i = 0; i < c->gate.n_ifaces; i++) {
+		char at[PATH_MAX + 32];
+
+		if (!if_nametoindex(c->gate.ifaces[i])) {
+			fprintf(stderr, "relaygated: %s[gate] interface: %s: no such interface\n",
+				key_at(c, c->gate.iface_line[i], at, sizeof(at)), c->gate.ifaces[i]);
+			return 1;
+		}
 	}
 	printf("%s: configuration OK\n", c->path);
 	return 0;

@@ -57,7 +57,12 @@ rc=$?
 check_eq "check-config: ports = 587,,465 fails" 1 "$([ "$rc" -ne 0 ] && echo 1 || echo 0)"
 check "... naming the file, line and value" \
 	grep -qF "$TMP/bad.conf:3: [gate] ports: \"587,,465\": empty element in the list" <<<"$out"
-check "check-config: the good config passes" "$DAEMON" --check-config -c "$TMP/relaygate.conf"
+check "check-config: the good config passes (in the gate's namespace)" \
+	nsenter --net="/run/netns/$NS" "$DAEMON" --check-config -c "$TMP/relaygate.conf"
+out=$("$DAEMON" --check-config -c "$TMP/relaygate.conf" 2>&1)
+check_eq "check-config where its [gate] interface is not: exit 1" 1 "$?"
+check_eq "... naming file, line and interface" \
+	"relaygated: $TMP/relaygate.conf:2: [gate] interface: v0: no such interface" "$out"
 
 # --- files the config names: checked by --check-config, with file:line ------------
 # bad_files NAME: the config plus a [policy] section (and the lines on stdin

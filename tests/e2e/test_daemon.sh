@@ -222,6 +222,12 @@ sed "s/^interface = $LAB_IF\$/interface = nosuch0/" "$CONF" >"$T/noif.conf"
 out=$(in_mail timeout 20 "$DAEMON" -c "$T/noif.conf" 2>&1); rc=$?
 check_eq "background start with a missing interface: exit 1" 1 "$rc"
 [[ $out == *nosuch0* ]] && ok "... the parent prints the child's error ($out)" || { not_ok "... the parent prints the child's error"; diag "got: $out"; }
+ln=$(grep -n '^interface = nosuch0$' "$T/noif.conf" | cut -d: -f1)
+[[ $out == *"$T/noif.conf:$ln: [gate] interface: "* ]] && ok "... naming the config's file and line" || { not_ok "... naming the config's file and line"; diag "got: $out"; }
+out=$(in_mail "$DAEMON" -c "$T/noif.conf" --check-config 2>&1); rc=$?
+check_eq "--check-config with a missing [gate] interface: exit 1" 1 "$rc"
+check_eq "... one line naming file, line and interface" \
+	"relaygated: $T/noif.conf:$ln: [gate] interface: nosuch0: no such interface" "$out"
 check_not "... and nothing is attached" attached
 check_not "... and no control socket is left" test -e "$SOCK"
 
@@ -472,9 +478,10 @@ ip -n "$LAB_MAIL" link add rgxa type veth peer name rgxb &&
 	not_ok "two more interfaces in the mail namespace"
 conf | sed -e "s|^interface = .*|interface = $LAB_IF, rgxa, rgxc|" -e "s|^ports = .*|ports = 25|" \
 	-e "s|^mode = xdp|mode = xdp\nreject = rst|" >"$CONF.tmp" && mv -f "$CONF.tmp" "$CONF"
+ifline=$(grep -n '^interface = ' "$CONF" | cut -d: -f1)
 hup
-check "SIGHUP whose second attach fails (MTU 9000, native XDP) says why and keeps the old configuration" \
-	grep -qE "reload: attach rgxc \(xdp\): the driver refuses native XDP at this MTU \(9000;.*--mode tc; keeping the old configuration" "$DLOG"
+check "SIGHUP whose second attach fails (MTU 9000, native XDP) says why, naming file:line, and keeps the old configuration" \
+	grep -qE "reload: $CONF:$ifline: \[gate\] interface: attach rgxc \(xdp\): the driver refuses native XDP at this MTU \(9000;.*--mode tc; keeping the old configuration" "$DLOG"
 check "... the attach it made is undone" grep -q "gate on rgxa: detached again" "$DLOG"
 check_not "... rgxa has no XDP program" eval "ip -n '$LAB_MAIL' link show dev rgxa | grep -q ' xdp'"
 check_eq "... the ports are the old ones" "465 587" "$(ctl ports list | tr '\n' ' ' | sed 's/ $//')"
