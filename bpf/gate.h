@@ -44,7 +44,7 @@
 /* Branches from the straight-line path (rg_fast) to the general one are
  * marked unlikely: clang then lays the general parser out of the way, and
  * the drop path of a flood runs as one stretch of code with its values in
- * registers (test_run: about 0.5 ns less, docs/BENCHMARKS.md). */
+ * registers (test_run: about 0.7 ns less, docs/BENCHMARKS.md). */
 #define rg_likely(x)   __builtin_expect(!!(x), 1)
 #define rg_unlikely(x) __builtin_expect(!!(x), 0)
 

@@ -1155,12 +1155,12 @@ static int apply_maps(struct daemon *d, const struct rg_config_file *c,
 		      const struct rg_config_file *old, char *err, size_t errlen)
 {
 	struct maps_was was = { 0 };
-	bool locked = d->gate.lock_fd < 0;
+	bool take_lock = d->gate.lock_fd < 0;
 	int r, step = 0;
 
 	/* Under the pin-dir lock, as relaygatectl's edits are: a `trust add`
 	 * lands before this replace or after it, never in its middle. */
-	if (locked && (r = rg_gate_lock(&d->gate))) {
+	if (take_lock && (r = rg_gate_lock(&d->gate))) {
 		snprintf(err, errlen, "%s", d->gate.err);
 		return r;
 	}
@@ -1207,7 +1207,7 @@ fail:
 out:
 	if (!old)
 		maps_was_free(&was);
-	if (locked)
+	if (take_lock)
 		rg_gate_unlock(&d->gate);
 	return r;
 }
