@@ -208,20 +208,20 @@ struct rg_drop_event {
  * /16, IPv6 shorter than /40), RG_SUM_FINE for the others, which also set
  * their bits in the fine level: v4f[] a bit per IPv4 /24 (an entry of /16
  * to /23 sets each of its /24s), v6f[] a bit per hash of an IPv6 /48 (an
- * entry of /40 to /47 sets each of its /48s; rg_sum_fine6). A source may match something when its slot is COARSE,
- * or FINE and its fine bit is set (bpf/gate.h rg_sum_may). While RG_SUM_ON
- * is set, a source that may not skips the deny, trusted and grant lookups:
- * nothing there can match it. So a flood from address blocks that hold
- * none of your users costs a few array loads, not three hash/trie lookups
- * that miss the cache; and the fine level keeps that true for a flood
- * spoofed from the /16 or IPv6 /32 of your users (a big ISP's), or when
- * entries are so many or so spread that nearly every slot is set.
+ * entry of /40 to /47 sets each of its /48s; rg_sum_fine6). A source may
+ * match something when its slot is COARSE, or FINE and its fine bit is set
+ * (bpf/gate.h rg_sum_may). While RG_SUM_ON is set, a source that may not
+ * skips the deny, trusted and grant lookups: nothing there can match it.
+ * So a flood from address blocks that hold none of your users costs a few
+ * array loads, not three hash/trie lookups that miss the cache; and the
+ * fine level keeps that true for a flood spoofed from the /16 or IPv6 /32
+ * of your users (a big ISP's), or when entries are so many or so spread
+ * that nearly every slot is set.
  *
  * Userspace keeps it true (user/gatemaps.c): every writer sets the slots
  * and fine bits an entry covers BEFORE inserting the entry (the fine bits
- * first), and clears the hint bit of a
- * map BEFORE inserting into it (atomic operations on the mmapped map, so
- * writers need no lock). Slots are cleared and the empty-map hints set
+ * first), and clears the hint bit of a map BEFORE inserting into it
+ * (atomic operations on the mmapped map, so writers need no lock). Slots are cleared and the empty-map hints set
  * only by a rebuild, which holds the pin-dir lock and runs in the one
  * process that writes without it (relaygated), and which clears RG_SUM_ON
  * while it works. All zero (a fresh map) means "no prefilter, look

@@ -2944,21 +2944,29 @@ static __u32 xdp_prog_on(unsigned ifindex)
 	return q.hw_prog_id;
 }
 
+/* An interface ioctl (SIOCGIF*) in our network namespace: 0 or -errno. */
+static int if_ioctl(const char *ifname, unsigned long req, struct ifreq *ifr)
+{
+	int fd, rc;
+
+	memset(ifr, 0, sizeof(*ifr));
+	snprintf(ifr->ifr_name, sizeof(ifr->ifr_name), "%s", ifname);
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	rc = ioctl(fd, req, ifr) ? -errno : 0;
+	close(fd);
+	return rc;
+}
+
 /* The interface's MTU (in our network namespace): 0 when unknown. */
 static unsigned if_mtu(const char *ifname)
 {
 	struct ifreq ifr;
-	int fd, mtu = 0;
 
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
+	if (if_ioctl(ifname, SIOCGIFMTU, &ifr) || ifr.ifr_mtu <= 0)
 		return 0;
-	if (!ioctl(fd, SIOCGIFMTU, &ifr))
-		mtu = ifr.ifr_mtu;
-	close(fd);
-	return mtu > 0 ? (unsigned)mtu : 0;
+	return (unsigned)ifr.ifr_mtu;
 }
 
 /*
@@ -2970,16 +2978,9 @@ static unsigned if_mtu(const char *ifname)
 static int if_link_type(const char *ifname)
 {
 	struct ifreq ifr;
-	int fd, rc;
+	int rc = if_ioctl(ifname, SIOCGIFHWADDR, &ifr);
 
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	rc = ioctl(fd, SIOCGIFHWADDR, &ifr) ? -errno : ifr.ifr_hwaddr.sa_family;
-	close(fd);
-	return rc;
+	return rc ? rc : ifr.ifr_hwaddr.sa_family;
 }
 
 static const char *link_type_name(int t, char *buf, size_t len)
