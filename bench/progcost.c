@@ -830,7 +830,7 @@ static void bench_size(uint32_t N, struct prog *progs, int nprogs, int ncpu)
 	config_fd = bpf_map__fd(skel->maps.rg_config);
 	sum_len = (sizeof(struct rg_summary) + 4095) & ~(size_t)4095;
 	sum_map = mmap(NULL, sum_len, PROT_READ | PROT_WRITE, MAP_SHARED,
-		       bpf_map__fd(skel->maps.rg_summary), 0);
+		       bpf_map__fd(skel->maps.bss), 0);
 	if (sum_map == MAP_FAILED)
 		die("rg_summary: mmap: %s", strerror(errno));
 	/* each port's summary byte, then the port (relaygate.h) */

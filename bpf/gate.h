@@ -226,7 +226,7 @@ static __always_inline int rg_sum_may(const struct rg_summary *sum, int v6, __u3
 	__u8 s;
 
 	s = v6 ? sum->v6[rg_sum_slot6(top)] : sum->v4[rg_sum_slot4(top) & (RG_SUM_SLOTS - 1)];
-	if (!s)
+	if (rg_likely(!s))
 		return 0;
 	if (s & RG_SUM_COARSE)
 		return 1;
@@ -292,8 +292,8 @@ __attribute__((noinline)) int rg_judge(struct rg_facts *f)
 
 	/* The summary (maps/relaygate.h): empty-map hints and the prefilter.
 	 * A fresh, all-zero summary means "look everything up". */
-	sum = bpf_map_lookup_elem(&rg_summary, &zero);
-	hints = sum ? *(volatile __u32 *)&sum->hints : 0;
+	sum = &rg_summary;
+	hints = *(volatile __u32 *)&sum->hints;
 
 	/* 3. trusted interface (skipped while rg_tiface is empty) */
 	ifindex = f->ifindex;
@@ -303,7 +303,7 @@ __attribute__((noinline)) int rg_judge(struct rg_facts *f)
 	/* No deny, trusted subnet or grant can match a source whose slot is
 	 * clear: straight to the flow check. (Keys shorter than a slot, which
 	 * userspace refuses, would span slots: then no prefilter.) */
-	if (sum && (hints & RG_SUM_ON) && p4 >= 16 && p6 >= 32 && !rg_sum_hit(sum, &f->src))
+	if ((hints & RG_SUM_ON) && p4 >= 16 && p6 >= 32 && !rg_sum_hit(sum, &f->src))
 		goto flows;
 
 	/* 4. deny list, keyed like grants by the masked source (skipped
@@ -381,11 +381,8 @@ static __always_inline int rg_event_due(void)
  * which reads no per-CPU bucket (rg_fast()). */
 static __always_inline void rg_event_quiet(__u32 tick)
 {
-	__u32 zero = 0;
-	struct rg_summary *sum = bpf_map_lookup_elem(&rg_summary, &zero);
-
-	if (sum && sum->ev_quiet != tick)
-		sum->ev_quiet = tick;
+	if (rg_summary.ev_quiet != tick)
+		rg_summary.ev_quiet = tick;
 }
 
 /*
@@ -635,8 +632,8 @@ static __always_inline __u32 rg_rst6(void *data, void *data_end, __u32 l2len, co
  * packet (no VLAN tag, no IPv4 options, no IPv6 extension header, not a
  * fragment, not IPv4-mapped, a whole TCP header)
  *  - to a port whose byte in the summary is clear passes as unprotected
- *    (RG_FAST_PASS): the rest of the host pays one array lookup and a
- *    byte load for the gate; so does plain IPv4 or IPv6 that is not TCP
+ *    (RG_FAST_PASS): the rest of the host pays a byte load in the
+ *    summary for the gate; so does plain IPv4 or IPv6 that is not TCP
  *    (UDP, ICMP, ...; not IPv4 AH nor an IPv6 extension header, behind
  *    which TCP may hide);
  *  - a SYN to a protected port, while the summary is on, no interface is
@@ -645,9 +642,12 @@ static __always_inline __u32 rg_rst6(void *data, void *data_end, __u32 l2len, co
  *    clear), is dropped as unauthorised (RG_FAST_DROP): a flood from
  *    address blocks without users costs no hash or trie lookup, no
  *    rg_config or rg_ports read and no rg_judge.
- * On the way to a drop it reads rg_summary and rg_stats and nothing else
- * (drop events: ev_quiet, see rg_event()), so few values stay live across
- * the helper calls and the compiler keeps them in registers.
+ * On the way to a drop it reads the summary (by address, no lookup) and
+ * rg_stats and nothing else. A drop event, offered only while this tick is
+ * not quiet (ev_quiet, see rg_event()), is built out of line
+ * (rg_fast_event), so nothing stays live for it on the drop path. Each
+ * family has its own copy of the TCP part (rg_fast_tcp), so neither tests
+ * the family again.
  * It decides exactly what the general path would, counters and events
  * included (tests/prog/test_random.c checks both against one reference);
  * anything else returns 0 and takes the general path. The hook calls it
@@ -662,18 +662,105 @@ static __always_inline __u64 rg_fast_len(void *ctx, void *data, void *data_end, 
 	return tc ? ((struct __sk_buff *)ctx)->len : (__u64)(data_end - data);
 }
 
+/*
+ * The drop event of the straight-line path, for a packet rg_fast_tcp() has
+ * just dropped: out of line, in a global function (verified once; it takes
+ * ctx, not packet pointers), reading what it needs from the packet again.
+ * The headers were checked on the way; the bounds are checked again for the
+ * verifier.
+ */
+static __always_inline int rg_fast_event(void *ctx, const int tc)
+{
+	void *data, *data_end;
+	struct tcphdr *th;
+	struct rg_facts f RG_ALIGNED = {};
+
+	if (tc) {
+		data = (void *)(long)((struct __sk_buff *)ctx)->data;
+		data_end = (void *)(long)((struct __sk_buff *)ctx)->data_end;
+		f.ifindex = ((struct __sk_buff *)ctx)->ifindex;
+		f.pkt_len = ((struct __sk_buff *)ctx)->len;
+	} else {
+		data = (void *)(long)((struct xdp_md *)ctx)->data;
+		data_end = (void *)(long)((struct xdp_md *)ctx)->data_end;
+		f.ifindex = ((struct xdp_md *)ctx)->ingress_ifindex;
+		f.pkt_len = data_end - data;
+	}
+	if (data + sizeof(struct ethhdr) + sizeof(struct iphdr) + sizeof(struct tcphdr) > data_end)
+		return 0;
+	if (*(__u16 *)(data + offsetof(struct ethhdr, h_proto)) == bpf_htons(ETH_P_IP)) {
+		struct iphdr *iph = data + sizeof(struct ethhdr);
+
+		th = (void *)(iph + 1);
+		f.src.family = RG_AF_INET;
+		*rg_words(f.src.addr) = iph->saddr;
+	} else {
+		struct ipv6hdr *ip6h = data + sizeof(struct ethhdr);
+
+		th = (void *)(ip6h + 1);
+		if ((void *)(th + 1) > data_end)
+			return 0;
+		f.src.family = rg_addr6(rg_words(f.src.addr), &ip6h->saddr);
+	}
+	f.sport = bpf_ntohs(th->source);
+	f.dport = bpf_ntohs(th->dest);
+	f.syn = 1;
+	return rg_event(RG_STAT_DROP_UNAUTH, &f);
+}
+
+__attribute__((noinline)) int rg_fast_event_xdp(struct xdp_md *ctx)
+{
+	return rg_fast_event(ctx, 0);
+}
+
+__attribute__((noinline)) int rg_fast_event_tc(struct __sk_buff *skb)
+{
+	return rg_fast_event(skb, 1);
+}
+
+/* The TCP part of the straight-line path, inlined once per family (is6 is
+ * a constant). Returns RG_FAST_DROP, 0 (the general path), or -1: the port
+ * is not protected, which the caller counts. */
+static __always_inline int rg_fast_tcp(void *ctx, struct rg_summary *sum, struct tcphdr *th,
+				       void *data, void *data_end, __u32 top, __u32 next,
+				       const int is6, const int tc)
+{
+	__u32 port, w;
+
+	port = th->dest;        /* network order: ports[] is indexed so */
+	if (rg_unlikely(!sum->ports[port & 0xffff]))
+		return -1;      /* unprotected: counted by the caller */
+	/* Bytes 12-13 of the TCP header in one load: the data offset (high
+	 * nibble of 12) and the flags (13). SYN without ACK, and the whole
+	 * header with its options in the packet. */
+	w = *(__u16 *)((void *)th + 12);
+	if (rg_unlikely((w & bpf_htons(RG_TCP_SYN | RG_TCP_ACK)) != bpf_htons(RG_TCP_SYN) ||
+			(w & 0xf0) < 0x50 || (void *)th + ((w & 0xf0) >> 2) > data_end))
+		return 0;
+	if (rg_unlikely((*(volatile __u32 *)&sum->hints &
+			 (RG_SUM_ON | RG_SUM_NO_TIFACE | RG_SUM_FAST)) !=
+			(RG_SUM_ON | RG_SUM_NO_TIFACE | RG_SUM_FAST)))
+		return 0;
+	if (rg_unlikely(rg_sum_may(sum, is6, bpf_ntohl(top), bpf_ntohs((__u16)next))))
+		return 0;
+
+	rg_count(RG_STAT_DROP_UNAUTH, rg_fast_len(ctx, data, data_end, tc));
+	if (rg_unlikely(*(volatile __u32 *)&sum->ev_quiet != (__u32)bpf_jiffies64())) {
+		if (tc)
+			rg_fast_event_tc(ctx);
+		else
+			rg_fast_event_xdp(ctx);
+	}
+	return RG_FAST_DROP;
+}
+
 static __always_inline int rg_fast(void *ctx, const int tc)
 {
 	void *data, *data_end;
-	struct rg_summary *sum;
-	struct tcphdr *th;
-	__u32 zero = 0, top, next, port, w;
-	int is6;
+	struct rg_summary *sum = &rg_summary;
+	__u32 w;
+	int ret;
 
-	/* First, while nothing but ctx is live across the call. */
-	sum = bpf_map_lookup_elem(&rg_summary, &zero);
-	if (rg_unlikely(!sum))
-		return 0;
 	if (tc) {
 		data = (void *)(long)((struct __sk_buff *)ctx)->data;
 		data_end = (void *)(long)((struct __sk_buff *)ctx)->data_end;
@@ -700,12 +787,10 @@ static __always_inline int rg_fast(void *ctx, const int tc)
 		}
 		if (rg_unlikely(iph->frag_off & bpf_htons(RG_IP_MF | RG_IP_OFFSET)))
 			return 0;
-		th = (void *)(iph + 1);
-		top = iph->saddr;
-		next = 0;
-		is6 = 0;
+		ret = rg_fast_tcp(ctx, sum, (void *)(iph + 1), data, data_end, iph->saddr, 0, 0, tc);
 	} else if (w == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6h = data + sizeof(struct ethhdr);
+		struct tcphdr *th = (void *)(ip6h + 1);
 
 		if (rg_unlikely(ip6h->version != 6))
 			return 0;
@@ -716,61 +801,16 @@ static __always_inline int rg_fast(void *ctx, const int tc)
 				return 0;
 			goto unprotected;
 		}
-		th = (void *)(ip6h + 1);
 		if (rg_unlikely((void *)(th + 1) > data_end ||
 				rg_v4mapped(ip6h->saddr.in6_u.u6_addr32)))
 			return 0;
-		top = ip6h->saddr.in6_u.u6_addr32[0];
-		next = ip6h->saddr.in6_u.u6_addr16[2];
-		is6 = 1;
+		ret = rg_fast_tcp(ctx, sum, th, data, data_end, ip6h->saddr.in6_u.u6_addr32[0],
+				  ip6h->saddr.in6_u.u6_addr16[2], 1, tc);
 	} else {
 		return 0;
 	}
-	port = th->dest;        /* network order: ports[] is indexed so */
-	if (!sum->ports[port & 0xffff])
-		goto unprotected;
-	/* Bytes 12-13 of the TCP header in one load: the data offset (high
-	 * nibble of 12) and the flags (13). SYN without ACK, and the whole
-	 * header with its options in the packet. */
-	w = *(__u16 *)((void *)th + 12);
-	if (rg_unlikely((w & bpf_htons(RG_TCP_SYN | RG_TCP_ACK)) != bpf_htons(RG_TCP_SYN) ||
-			(w & 0xf0) < 0x50 || (void *)th + ((w & 0xf0) >> 2) > data_end))
-		return 0;
-	if (rg_unlikely((*(volatile __u32 *)&sum->hints &
-			 (RG_SUM_ON | RG_SUM_NO_TIFACE | RG_SUM_FAST)) !=
-			(RG_SUM_ON | RG_SUM_NO_TIFACE | RG_SUM_FAST)))
-		return 0;
-	if (rg_unlikely(rg_sum_may(sum, is6, bpf_ntohl(top), bpf_ntohs((__u16)next))))
-		return 0;
-
-	rg_count(RG_STAT_DROP_UNAUTH, rg_fast_len(ctx, data, data_end, tc));
-	if (*(volatile __u32 *)&sum->ev_quiet != (__u32)bpf_jiffies64()) {
-		/* the arrival interface only now: for XDP it is three loads */
-		__u32 ifindex = tc ? ((struct __sk_buff *)ctx)->ifindex :
-				     ((struct xdp_md *)ctx)->ingress_ifindex;
-		struct rg_facts f RG_ALIGNED = {
-			.ifindex = ifindex,
-			.pkt_len = rg_fast_len(ctx, data, data_end, tc),
-		};
-
-		/* again from data: fewer values live across the calls above */
-		th = data + sizeof(struct ethhdr) +
-		     (is6 ? sizeof(struct ipv6hdr) : sizeof(struct iphdr));
-		if ((void *)(th + 1) > data_end)
-			return RG_FAST_DROP;
-		if (!is6) {
-			f.src.family = RG_AF_INET;
-			*rg_words(f.src.addr) = ((struct iphdr *)(data + sizeof(struct ethhdr)))->saddr;
-		} else {
-			f.src.family = rg_addr6(rg_words(f.src.addr),
-						&((struct ipv6hdr *)(data + sizeof(struct ethhdr)))->saddr);
-		}
-		f.sport = bpf_ntohs(th->source);
-		f.dport = bpf_ntohs((__u16)port);
-		f.syn = 1;
-		rg_event(RG_STAT_DROP_UNAUTH, &f);
-	}
-	return RG_FAST_DROP;
+	if (rg_likely(ret >= 0))
+		return ret;
 
 unprotected:
 	rg_count(RG_STAT_PASS_UNPROTECTED, rg_fast_len(ctx, data, data_end, tc));

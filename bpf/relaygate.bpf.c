@@ -19,17 +19,23 @@
 SEC("xdp")
 int rg_xdp(struct xdp_md *ctx)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	/* Linear frames only: the program is not loaded for XDP
-	 * multi-buffer, so data..data_end is the whole packet. */
-	__u64 len = data_end - data;
+	void *data, *data_end;
 	struct rg_res r;
+	__u64 len;
 	int fast;
 
 	fast = rg_fast(ctx, 0);
 	if (rg_likely(fast))
 		return fast == RG_FAST_DROP ? XDP_DROP : XDP_PASS;
+	/* Read ctx again (the barrier stops the compiler reusing what
+	 * rg_fast read): the straight-line path then keeps nothing live
+	 * for the general one. */
+	asm volatile("" ::: "memory");
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	/* Linear frames only: the program is not loaded for XDP
+	 * multi-buffer, so data..data_end is the whole packet. */
+	len = data_end - data;
 	r = rg_decide(data, data_end, ctx->ingress_ifindex, len, 0);
 	if (r.act == RG_ACT_PASS)
 		return XDP_PASS;

@@ -108,13 +108,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rg_evbucket SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct rg_summary);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} rg_summary SEC(".maps");
+/*
+ * The summary is the object's only global variable, so its .bss section is
+ * exactly struct rg_summary. libbpf makes that section a 1-entry mmapable
+ * array map (kernel name "relaygat.bss"), which the loader pins as
+ * rg_summary beside the others (user/gatemaps.c). The programs reach it by
+ * address, with no map lookup: on the drop path of a flood that lookup was
+ * about a nanosecond of BPF_PROG_TEST_RUN's time (docs/BENCHMARKS.md).
+ */
+struct rg_summary rg_summary;
 
 #endif /* RELAYGATE_MAPS_BPF_H */

@@ -33,6 +33,7 @@
 #include <linux/magic.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include "relaygate.h"           /* before the skeleton: its .bss is struct rg_summary */
 #include "relaygate.skel.h"
 #include "cidr.h"
 #include "gatemaps.h"
@@ -2558,7 +2559,8 @@ static int probe_pins(const char *pin_dir, struct pinned *p, const struct relayg
 			close(fd);
 			return fail(err, errlen, rc, "%s: %s", path, strerror(-rc));
 		}
-		m = bpf_object__find_map_by_name(skel->obj, d->name);
+		m = !strcmp(d->name, RG_MAP_SUMMARY) ? skel->maps.bss :
+			bpf_object__find_map_by_name(skel->obj, d->name);
 		/* What libbpf will demand to reuse the pin: same type, key,
 		 * value and flags (max_entries we adopt from the pin). */
 		if (!m || info.type != bpf_map__type(m) || info.key_size != bpf_map__key_size(m) ||
@@ -2666,6 +2668,27 @@ static int summary_init(int fd, char *err, size_t errlen)
 	return rc;
 }
 
+/*
+ * The summary is the programs' global data (maps/maps.bpf.h), which libbpf
+ * pins only by path: pin it as rg_summary beside the maps it pins by name.
+ * A pinned summary is reused (its type, sizes and flags are those of the
+ * section's map), so every hook of the pin dir reads the same one.
+ */
+static int summary_pin(struct relaygate *skel, const char *pin_dir, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	int rc;
+
+	if (bpf_map__value_size(skel->maps.bss) != sizeof(struct rg_summary))
+		return fail(err, errlen, -EINVAL,
+			    "the BPF object's global data is %u bytes, not the summary's %zu",
+			    bpf_map__value_size(skel->maps.bss), sizeof(struct rg_summary));
+	if (pin_path(path, sizeof(path), pin_dir, "", RG_MAP_SUMMARY))
+		return fail(err, errlen, -ENAMETOOLONG, "%s: path too long", pin_dir);
+	rc = bpf_map__set_pin_path(skel->maps.bss, path);
+	return rc ? fail(err, errlen, rc, "%s: %s", path, strerror(-rc)) : 0;
+}
+
 static int gate_load(const char *pin_dir, const struct rg_load_opts *o, enum load_prog which,
 		     struct relaygate **out, struct gate_undo *undo, char *err, size_t errlen)
 {
@@ -2692,6 +2715,9 @@ static int gate_load(const char *pin_dir, const struct rg_load_opts *o, enum loa
 	skel = relaygate__open_opts(&oo);
 	if (!skel)
 		return fail(err, errlen, -errno, "opening the BPF object: %s", strerror(errno));
+	rc = summary_pin(skel, pin_dir, err, errlen);
+	if (rc)
+		goto fail;
 	rc = probe_pins(pin_dir, &p, skel, err, errlen);
 	if (rc)
 		goto fail;
@@ -2721,14 +2747,14 @@ static int gate_load(const char *pin_dir, const struct rg_load_opts *o, enum loa
 			goto fail;
 		/* Fresh maps are empty: the prefilter is on with no slot set,
 		 * and both hints are true. */
-		rc = summary_init(bpf_map__fd(skel->maps.rg_summary), err, errlen);
+		rc = summary_init(bpf_map__fd(skel->maps.bss), err, errlen);
 		if (rc)
 			goto fail;
 	}
 	/* The summary is kept beside rg_ports and rg_config (relaygate.h),
 	 * mapped until the undo is freed: an attach that fails after this
 	 * load puts both back through it. */
-	undo->sum = sum = summary_mmap(bpf_map__fd(skel->maps.rg_summary));
+	undo->sum = sum = summary_mmap(bpf_map__fd(skel->maps.bss));
 	if (!sum) {
 		rc = fail(err, errlen, -errno, "%s/%s: mmap: %s", pin_dir, RG_MAP_SUMMARY,
 			  strerror(errno));

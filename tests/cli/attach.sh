@@ -47,6 +47,12 @@ id2=$(jq -r '.attachments[1].prog_id' <<<"$st")
 gid=$(bpftool -j map show pinned "$PIN/rg_grants" | jq '.id')
 check "both programs use the one pinned rg_grants (map id $gid)" bash -c \
 	'for p in "$@"; do bpftool -j prog show id "$p" | jq -e --argjson g '"$gid"' ".map_ids | index(\$g) != null" >/dev/null || exit 1; done' _ "$id0" "$id2"
+# The summary is the programs' global data (.bss), pinned by path as rg_summary.
+sid=$(bpftool -j map show pinned "$PIN/rg_summary" | jq '.id')
+check_eq "the pinned rg_summary is the object's .bss" "relaygat.bss" \
+	"$(bpftool -j map show pinned "$PIN/rg_summary" | jq -r '.name')"
+check "both programs read the one pinned summary (map id $sid)" bash -c \
+	'for p in "$@"; do bpftool -j prog show id "$p" | jq -e --argjson g '"$sid"' ".map_ids | index(\$g) != null" >/dev/null || exit 1; done' _ "$id0" "$id2"
 check_eq "the grant made before is still there" '["192.0.2.44"]' "$(ctl --json grant list | jq -c 'map(.address)')"
 expect_exit "attach v2 again: exit 1" 1 "already attached" attach v2 --ports 465,587
 check_eq "... and the ports did not change" "[465,2525]" "$(ctl --json ports list)"
@@ -68,6 +74,9 @@ check "attach v4 --mode tc --reject rst" ctl attach v4 --mode tc --reject rst
 check_eq "--reject rst set the shared config" "rst" "$(ctl --json status | jq -r .config.reject)"
 check "tcq_v4 pinned: we created the clsact qdisc" test -e "$PIN/tcq_v4"
 check "v4 has relaygate's tc filter" bash -c 'tc -n "$1" filter show dev v4 ingress | grep -q "rg_tc"' _ "$NS"
+id4=$(ctl --json status | jq -r '.attachments[] | select(.interface == "v4") | .prog_id')
+check "the tc program reads the same summary (map id $sid)" bash -c \
+	'bpftool -j prog show id "$1" | jq -e --argjson g "$2" ".map_ids | index(\$g) != null" >/dev/null' _ "$id4" "$sid"
 check "tc qdisc add dev v6 clsact (someone else's)" tc -n "$NS" qdisc add dev v6 clsact
 check "attach v6 --mode tc" ctl attach v6 --mode tc
 check "tc_v6 pinned: the clsact pre-existed" test -e "$PIN/tc_v6"
@@ -148,5 +157,19 @@ check "purge removed the pin dir" test ! -e "$PIN"
 check "attach after purge makes fresh maps" ctl attach v0
 jq_check "fresh: ABI current, no grants, default ports" \
 	'.abi_version >= 1 and .abi_version < 99 and .maps.rg_grants.entries == 0 and .ports == [465,587]' "$(ctl --json status)"
+
+# --- a summary pinned by an earlier release: a .maps array named rg_summary -------------
+check "detach v0 and purge" bash -c '"$@" detach v0 && "$@" purge' _ nsenter --net="/run/netns/$NS" "$CTL" --pin-dir "$PIN"
+check "pin an rg_summary as releases before 2026-11-30 made it" bash -c \
+	'mkdir -p "$1" && bpftool map create "$1/rg_summary" type array key 4 value 4194304 entries 1 name rg_summary flags 1024' _ "$PIN"
+sid=$(bpftool -j map show pinned "$PIN/rg_summary" | jq '.id')
+check "attach v0 on it" ctl attach v0
+id0=$(ctl --json status | jq -r '.attachments[0].prog_id')
+check "the program reads that map (id $sid) as its summary" bash -c \
+	'bpftool -j prog show id "$1" | jq -e --argjson g "$2" ".map_ids | index(\$g) != null" >/dev/null' _ "$id0" "$sid"
+check_eq "... which keeps its name" "rg_summary" "$(bpftool -j map show pinned "$PIN/rg_summary" | jq -r '.name')"
+check "trust add 10.9.0.0/16" ctl trust add 10.9.0.0/16
+jq_check "status: the summary holds it (one /16 slot, 256 /24 bits)" \
+	'.summary.ipv4_slots == 1 and .summary.ipv4_fine == 256' "$(ctl --json status)"
 check "detach v0 at the end" ctl detach v0
 t_done

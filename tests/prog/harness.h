@@ -174,7 +174,7 @@ static inline int h_open(struct harness *h)
 		return -ENOENT;
 	h->sum_len = (sizeof(struct rg_summary) + 4095) & ~(size_t)4095;
 	h->sum = mmap(NULL, h->sum_len, PROT_READ | PROT_WRITE, MAP_SHARED,
-		      bpf_map__fd(h->skel->maps.rg_summary), 0);
+		      bpf_map__fd(h->skel->maps.bss), 0);
 	if (h->sum == MAP_FAILED) {
 		h->sum = NULL;
 		printf("# harness: mmap %s: %s\n", RG_MAP_SUMMARY, strerror(errno));

@@ -329,7 +329,7 @@ static void summary_set(struct relaygate *skel, uint32_t hints)
 		sum->ports[htons(465)] = 1;
 		sum->ports[htons(587)] = 1;
 	}
-	if (!sum || bpf_map_update_elem(bpf_map__fd(skel->maps.rg_summary), &zero, sum, BPF_ANY))
+	if (!sum || bpf_map_update_elem(bpf_map__fd(skel->maps.bss), &zero, sum, BPF_ANY))
 		printf("# summary_set: %s\n", strerror(errno));
 	free(sum);
 }
@@ -339,7 +339,7 @@ static uint32_t summary_ev_quiet(struct relaygate *skel)
 	struct rg_summary *sum = calloc(1, sizeof(*sum));
 	uint32_t zero = 0, v = 0;
 
-	if (sum && !bpf_map_lookup_elem(bpf_map__fd(skel->maps.rg_summary), &zero, sum))
+	if (sum && !bpf_map_lookup_elem(bpf_map__fd(skel->maps.bss), &zero, sum))
 		v = sum->ev_quiet;
 	free(sum);
 	return v;
