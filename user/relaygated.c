@@ -901,15 +901,28 @@ static size_t resolve_tiface(const struct rg_config_file *c, unsigned *out, char
 }
 
 /* periodic: the tick's check (say what appeared); else a (re)configuration
- * (warn about every missing name). */
+ * (warn about every missing name), whose caller holds the pin-dir lock. */
 static int apply_tiface(struct daemon *d, const struct rg_config_file *c, bool periodic)
 {
 	unsigned idx[RG_CONFIG_MAX_IFACES];
 	char missing[RG_CONFIG_MAX_IFACES];
+	bool same, locked = false;
 	size_t n, i;
 	int r;
 
 	n = resolve_tiface(c, idx, missing);
+	same = d->tiface && n == d->ntiface && !memcmp(idx, d->tiface, n * sizeof(*idx));
+	if (!same && periodic && d->gate.lock_fd < 0) {
+		/* Under the pin-dir lock, as relaygatectl's edits are. Held
+		 * by someone else: the next tick tries again (nothing is
+		 * recorded, so it will see the same change). */
+		r = rg_gate_trylock(&d->gate);
+		if (r == -EWOULDBLOCK)
+			return 0;
+		if (r)
+			return r;
+		locked = true;
+	}
 	for (i = 0; i < c->trust.n_ifaces; i++) {
 		if (missing[i] && (!periodic || !d->tiface_missing[i]))
 			rg_warn("trusted interface %s does not exist (yet): its traffic is not trusted until it appears",
@@ -917,11 +930,13 @@ static int apply_tiface(struct daemon *d, const struct rg_config_file *c, bool p
 		else if (!missing[i] && d->tiface_missing[i] && periodic)
 			rg_info("trusted interface %s appeared: trusted now", c->trust.ifaces[i]);
 	}
-	if (d->tiface && n == d->ntiface && !memcmp(idx, d->tiface, n * sizeof(*idx))) {
+	if (same) {
 		memcpy(d->tiface_missing, missing, sizeof(missing));
 		return 0;
 	}
 	r = rg_tiface_replace(&d->gate, idx, n);
+	if (locked)
+		rg_gate_unlock(&d->gate);
 	if (r)
 		return r;
 	memcpy(d->tiface_missing, missing, sizeof(missing));

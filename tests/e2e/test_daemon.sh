@@ -677,6 +677,31 @@ ctl detach "$LAB_IF" >/dev/null
 rm -rf "$LAB_PIN"
 if start_daemon; then ok "start with fresh maps"; else not_ok "start with fresh maps"; tail -20 "$DLOG" | sed 's/^/#   /'; t_done; fi
 
+# --- a trusted interface that appears and vanishes while the daemon runs ----
+# relaygated looks once a second and writes rg_tiface under the pin-dir
+# lock, as relaygatectl writes: while someone holds it, the change waits.
+conf | sed "s|^\[trust\]|[trust]\ninterface = rgtif0|" >"$CONF.tmp" && mv -f "$CONF.tmp" "$CONF"
+hup
+check "a configured trusted interface that does not exist: warned" \
+	grep -q "trusted interface rgtif0 does not exist (yet)" "$DLOG"
+check_eq "... and no interface is trusted" "" "$(ctl trust-iface list)"
+flock "$LAB_PIN" sleep 3 &
+lpid=$!
+sleep 0.3
+check "rgtif0 appears (a veth pair in the mail namespace) while the pin dir is locked" \
+	ip -n "$LAB_MAIL" link add name rgtif0 type veth peer name rgtif1
+sleep 1.6
+check_eq "... two ticks later rg_tiface is still as it was" "" "$(ctl trust-iface list)"
+wait "$lpid"
+lab_poll 3 eval '[ "$(ctl trust-iface list)" = rgtif0 ]'
+check_eq "... the lock released, rgtif0 is trusted" rgtif0 "$(ctl trust-iface list)"
+check "... and the daemon said so" grep -q "trusted interface rgtif0 appeared: trusted now" "$DLOG"
+check "rgtif0 vanishes" ip -n "$LAB_MAIL" link del rgtif0
+lab_poll 3 eval '[ -z "$(ctl trust-iface list)" ]'
+check_eq "... and is trusted no more (no stale ifindex left)" "" "$(ctl trust-iface list)"
+put_conf "$CONF"
+hup
+
 check "detach while the daemon runs" ctl detach "$LAB_IF"
 stop_daemon TERM
 check_eq "final SIGTERM: exit 0" 0 "$DRC"
