@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
- * BPF-side map definitions (BTF-defined, pinned by name). Sizes here are the
+ * BPF-side map definitions (BTF-defined, pinned by name; the summary, the
+ * global variable at the end, is pinned by path). Sizes here are the
  * defaults; userspace resizes with bpf_map__set_max_entries() before load
  * ([grants] max). Pinned maps are reused by every program instance, so all
  * attached interfaces share one set of maps.

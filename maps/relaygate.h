@@ -29,7 +29,8 @@
                               3: rg_summary: port bytes, RG_SUM_FAST, ev_quiet, 256 KiB
                               4: rg_summary: the fine level (v4f, v6f), 4 MiB */
 
-/* Map names (= pin names under the pin directory). */
+/* Pin names under the pin directory (= the maps' names, but for the
+ * summary: the programs' .bss, pinned by path under this name). */
 #define RG_MAP_CONFIG  "rg_config"  /* ARRAY[1] of struct rg_config */
 #define RG_MAP_PORTS   "rg_ports"   /* ARRAY[65536] of __u32: 1 = protected */
 #define RG_MAP_TIFACE  "rg_tiface"  /* HASH ifindex -> __u32 (1) */
@@ -264,9 +265,10 @@ struct rg_summary {
 	__u8 v6[RG_SUM_SLOTS];
 	__u8 v4f[RG_SUM_FINE4_BITS / 8];   /* 2 MiB */
 	__u8 v6f[RG_SUM_FINE6_BITS / 8];   /* 1 MiB */
-	/* to 4 MiB: a power of two, so the verifier's inlined lookup shifts
-	 * where it would multiply, on the straight-line path (and the
-	 * largest value an array map takes, KMALLOC_MAX_SIZE) */
+	/* to 4 MiB: the largest value an array map takes
+	 * (KMALLOC_MAX_SIZE); a power of two, from when the programs looked
+	 * the summary up (the verifier's inlined lookup shifted where it
+	 * would multiply); now it is their global data, at an address */
 	__u8 spare[(4 << 20) - 64 - 65536 - 2 * RG_SUM_SLOTS - RG_SUM_FINE4_BITS / 8 -
 		   RG_SUM_FINE6_BITS / 8];
 };

@@ -245,6 +245,7 @@ struct daemon {
 	unsigned *tiface;                /* trusted ifindexes applied now */
 	size_t ntiface;
 	char tiface_missing[RG_CONFIG_MAX_IFACES];   /* warned: name not there */
+	unsigned tiface_waits;           /* ticks a change waited for the pin-dir lock */
 
 	struct rg_cluster *cluster;      /* [cluster]: its thread; NULL without */
 	struct rg_cluster *cluster_old;  /* replaced by a reload, freed after it */
@@ -917,12 +918,20 @@ static int apply_tiface(struct daemon *d, const struct rg_config_file *c, bool p
 		 * by someone else: the next tick tries again (nothing is
 		 * recorded, so it will see the same change). */
 		r = rg_gate_trylock(&d->gate);
-		if (r == -EWOULDBLOCK)
-			return 0;
+		if (r == -EWOULDBLOCK) {
+			if (++d->tiface_waits % 10)
+				return 0;
+			/* said every 10 s while it lasts (the caller logs it) */
+			snprintf(d->gate.err, sizeof(d->gate.err),
+				 "a change waits for the pin-dir lock, held by another process for %u s",
+				 d->tiface_waits);
+			return r;
+		}
 		if (r)
 			return r;
 		locked = true;
 	}
+	d->tiface_waits = 0;
 	for (i = 0; i < c->trust.n_ifaces; i++) {
 		if (missing[i] && (!periodic || !d->tiface_missing[i]))
 			rg_warn("trusted interface %s does not exist (yet): its traffic is not trusted until it appears",
