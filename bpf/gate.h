@@ -662,6 +662,18 @@ static __always_inline __u64 rg_fast_len(void *ctx, void *data, void *data_end, 
 	return tc ? ((struct __sk_buff *)ctx)->len : (__u64)(data_end - data);
 }
 
+/* The packet's bounds in either hook's context. */
+static __always_inline void rg_ctx_data(void *ctx, const int tc, void **data, void **data_end)
+{
+	if (tc) {
+		*data = (void *)(long)((struct __sk_buff *)ctx)->data;
+		*data_end = (void *)(long)((struct __sk_buff *)ctx)->data_end;
+	} else {
+		*data = (void *)(long)((struct xdp_md *)ctx)->data;
+		*data_end = (void *)(long)((struct xdp_md *)ctx)->data_end;
+	}
+}
+
 /*
  * The drop event of the straight-line path, for a packet rg_fast_tcp() has
  * just dropped: out of line, in a global function (verified once; it takes
@@ -675,17 +687,9 @@ static __always_inline int rg_fast_event(void *ctx, const int tc)
 	struct tcphdr *th;
 	struct rg_facts f RG_ALIGNED = {};
 
-	if (tc) {
-		data = (void *)(long)((struct __sk_buff *)ctx)->data;
-		data_end = (void *)(long)((struct __sk_buff *)ctx)->data_end;
-		f.ifindex = ((struct __sk_buff *)ctx)->ifindex;
-		f.pkt_len = ((struct __sk_buff *)ctx)->len;
-	} else {
-		data = (void *)(long)((struct xdp_md *)ctx)->data;
-		data_end = (void *)(long)((struct xdp_md *)ctx)->data_end;
-		f.ifindex = ((struct xdp_md *)ctx)->ingress_ifindex;
-		f.pkt_len = data_end - data;
-	}
+	rg_ctx_data(ctx, tc, &data, &data_end);
+	f.ifindex = tc ? ((struct __sk_buff *)ctx)->ifindex : ((struct xdp_md *)ctx)->ingress_ifindex;
+	f.pkt_len = rg_fast_len(ctx, data, data_end, tc);
 	if (data + sizeof(struct ethhdr) + sizeof(struct iphdr) + sizeof(struct tcphdr) > data_end)
 		return 0;
 	if (*(__u16 *)(data + offsetof(struct ethhdr, h_proto)) == bpf_htons(ETH_P_IP)) {
@@ -761,13 +765,7 @@ static __always_inline int rg_fast(void *ctx, const int tc)
 	__u32 w;
 	int ret;
 
-	if (tc) {
-		data = (void *)(long)((struct __sk_buff *)ctx)->data;
-		data_end = (void *)(long)((struct __sk_buff *)ctx)->data_end;
-	} else {
-		data = (void *)(long)((struct xdp_md *)ctx)->data;
-		data_end = (void *)(long)((struct xdp_md *)ctx)->data_end;
-	}
+	rg_ctx_data(ctx, tc, &data, &data_end);
 	/* Ethernet + IPv4 + TCP headers at least (IPv6: checked below) */
 	if (rg_unlikely(data + sizeof(struct ethhdr) + sizeof(struct iphdr) + sizeof(struct tcphdr) >
 			data_end))

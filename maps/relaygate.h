@@ -222,11 +222,11 @@ struct rg_drop_event {
  * Userspace keeps it true (user/gatemaps.c): every writer sets the slots
  * and fine bits an entry covers BEFORE inserting the entry (the fine bits
  * first), and clears the hint bit of a map BEFORE inserting into it
- * (atomic operations on the mmapped map, so writers need no lock). Slots are cleared and the empty-map hints set
- * only by a rebuild, which holds the pin-dir lock and runs in the one
- * process that writes without it (relaygated), and which clears RG_SUM_ON
- * while it works. All zero (a fresh map) means "no prefilter, look
- * everything up".
+ * (atomic operations on the mmapped map, so writers need no lock). Slots
+ * are cleared and the empty-map hints set only by a rebuild, which holds
+ * the pin-dir lock and runs in the one process that writes without it
+ * (relaygated), and which clears RG_SUM_ON while it works. All zero (a
+ * fresh map) means "no prefilter, look everything up".
  *
  * For the straight-line path (bpf/gate.h rg_fast), which reads nothing
  * but this map and rg_stats on its way to a drop:

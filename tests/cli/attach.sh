@@ -10,6 +10,15 @@
 cli_setup att 4
 
 xdp_id() { ip -n "$NS" -j -d link show "$1" | jq -r '.[0].xdp.prog.id // empty'; }
+# progs_use_map MAP_ID PROG_ID...: every one of the programs uses that map
+# (a program bpftool cannot show fails: jq -e passes on empty input).
+progs_use_map() {
+	local m=$1 p j; shift
+	for p in "$@"; do
+		j=$(bpftool -j prog show id "$p") || return 1
+		jq -e --argjson g "$m" '.map_ids | index($g) != null' <<<"$j" >/dev/null || return 1
+	done
+}
 
 # --- nothing pinned yet ---------------------------------------------------------
 expect_exit "trust list before any attach: exit 1, says to attach" 1 "attach IFACE" trust list
@@ -45,14 +54,12 @@ jq_check "status lists v0 (xdp) and v2 (xdp-generic)" \
 	'[.attachments[] | [.interface, .mode]] == [["v0","xdp"],["v2","xdp-generic"]]' "$st"
 id2=$(jq -r '.attachments[1].prog_id' <<<"$st")
 gid=$(bpftool -j map show pinned "$PIN/rg_grants" | jq '.id')
-check "both programs use the one pinned rg_grants (map id $gid)" bash -c \
-	'for p in "$@"; do bpftool -j prog show id "$p" | jq -e --argjson g '"$gid"' ".map_ids | index(\$g) != null" >/dev/null || exit 1; done' _ "$id0" "$id2"
+check "both programs use the one pinned rg_grants (map id $gid)" progs_use_map "$gid" "$id0" "$id2"
 # The summary is the programs' global data (.bss), pinned by path as rg_summary.
 sid=$(bpftool -j map show pinned "$PIN/rg_summary" | jq '.id')
 check_eq "the pinned rg_summary is the object's .bss" "relaygat.bss" \
 	"$(bpftool -j map show pinned "$PIN/rg_summary" | jq -r '.name')"
-check "both programs read the one pinned summary (map id $sid)" bash -c \
-	'for p in "$@"; do bpftool -j prog show id "$p" | jq -e --argjson g '"$sid"' ".map_ids | index(\$g) != null" >/dev/null || exit 1; done' _ "$id0" "$id2"
+check "both programs read the one pinned summary (map id $sid)" progs_use_map "$sid" "$id0" "$id2"
 check_eq "the grant made before is still there" '["192.0.2.44"]' "$(ctl --json grant list | jq -c 'map(.address)')"
 expect_exit "attach v2 again: exit 1" 1 "already attached" attach v2 --ports 465,587
 check_eq "... and the ports did not change" "[465,2525]" "$(ctl --json ports list)"
@@ -75,8 +82,7 @@ check_eq "--reject rst set the shared config" "rst" "$(ctl --json status | jq -r
 check "tcq_v4 pinned: we created the clsact qdisc" test -e "$PIN/tcq_v4"
 check "v4 has relaygate's tc filter" bash -c 'tc -n "$1" filter show dev v4 ingress | grep -q "rg_tc"' _ "$NS"
 id4=$(ctl --json status | jq -r '.attachments[] | select(.interface == "v4") | .prog_id')
-check "the tc program reads the same summary (map id $sid)" bash -c \
-	'bpftool -j prog show id "$1" | jq -e --argjson g "$2" ".map_ids | index(\$g) != null" >/dev/null' _ "$id4" "$sid"
+check "the tc program reads the same summary (map id $sid)" progs_use_map "$sid" "$id4"
 check "tc qdisc add dev v6 clsact (someone else's)" tc -n "$NS" qdisc add dev v6 clsact
 check "attach v6 --mode tc" ctl attach v6 --mode tc
 check "tc_v6 pinned: the clsact pre-existed" test -e "$PIN/tc_v6"
@@ -165,8 +171,7 @@ check "pin an rg_summary as releases before 2026-11-30 made it" bash -c \
 sid=$(bpftool -j map show pinned "$PIN/rg_summary" | jq '.id')
 check "attach v0 on it" ctl attach v0
 id0=$(ctl --json status | jq -r '.attachments[0].prog_id')
-check "the program reads that map (id $sid) as its summary" bash -c \
-	'bpftool -j prog show id "$1" | jq -e --argjson g "$2" ".map_ids | index(\$g) != null" >/dev/null' _ "$id0" "$sid"
+check "the program reads that map (id $sid) as its summary" progs_use_map "$sid" "$id0"
 check_eq "... which keeps its name" "rg_summary" "$(bpftool -j map show pinned "$PIN/rg_summary" | jq -r '.name')"
 check "trust add 10.9.0.0/16" ctl trust add 10.9.0.0/16
 jq_check "status: the summary holds it (one /16 slot, 256 /24 bits)" \

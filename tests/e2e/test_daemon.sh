@@ -680,7 +680,8 @@ if start_daemon; then ok "start with fresh maps"; else not_ok "start with fresh 
 # --- a trusted interface that appears and vanishes while the daemon runs ----
 # relaygated looks once a second and writes rg_tiface under the pin-dir
 # lock, as relaygatectl writes: while someone holds it, the change waits.
-conf | sed "s|^\[trust\]|[trust]\ninterface = rgtif0|" >"$CONF.tmp" && mv -f "$CONF.tmp" "$CONF"
+put_conf "$CONF"
+sed -i "s|^\[trust\]|[trust]\ninterface = rgtif0|" "$CONF"
 hup
 check "a configured trusted interface that does not exist: warned" \
 	grep -q "trusted interface rgtif0 does not exist (yet)" "$DLOG"
